@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Try Needlecare on this machine: installs what it needs, starts a local
+# Mosquitto (unless one already listens on 127.0.0.1:1883) and runs the daemon
+# with the example config. Stop it with Ctrl-C. In another terminal:
+#   .venv/bin/needlecare simulate -c config/needlecare.example.yaml
+#   .venv/bin/needlecare sessions -c config/needlecare.example.yaml
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+cd "$ROOT"
+exec needlecare run -c "${NEEDLECARE_CONFIG:-config/needlecare.example.yaml}" --broker "$@"

@@ -1,0 +1,1 @@
+"""Adapters to the systems outside Needlecare; their types stay in here."""

@@ -1,0 +1,269 @@
+"""The daemon's MQTT connection.
+
+paho runs its network loop on a thread of ours, which reconnects with jittered
+backoff, resubscribes on every CONNACK and gives up only on authentication
+errors. Inbound messages are handed over as ``Delivery`` objects and acknowledged
+later, only once the caller has committed them (paho's ``manual_ack``).
+"""
+
+import random
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+import structlog
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from needlecare.app.inbound import InboundMessage
+from needlecare.clock import Clock
+from needlecare.config import MqttConfig
+from needlecare.domain.topics import Topics
+from needlecare_integrations.mqtt.backoff import backoff_delay
+
+log = structlog.get_logger(__name__)
+
+# CONNACK reason codes that retrying cannot fix: bad client id, bad user name or
+# password, not authorised, banned, bad authentication method.
+_FATAL_CONNACK = {133, 134, 135, 138, 140}
+_RECOVERABLE_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class MqttFatalError(RuntimeError):
+    """The broker refuses us for a reason that retrying cannot fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckToken:
+    """What is needed to acknowledge one message on the connection it came from."""
+
+    generation: int
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An inbound message and the token that acknowledges it."""
+
+    message: InboundMessage
+    token: AckToken
+
+
+class MqttClient:
+    """One persistent MQTT 5 session to the broker."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        topics: Topics,
+        clock: Clock,
+        deliver: Callable[[Delivery], None],
+        on_fatal: Callable[[MqttFatalError], None],
+    ) -> None:
+        self._config = config
+        self._topics = topics
+        self._clock = clock
+        self._deliver = deliver
+        self._on_fatal = on_fatal
+        self._stopping = threading.Event()
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._attempt = 0
+        self._fatal: MqttFatalError | None = None
+        self._thread: threading.Thread | None = None
+        self._rand = random.Random()  # noqa: S311 - jitter, not security
+        self._client = self._build_client()
+
+    def _build_client(self) -> paho.Client:
+        cfg = self._config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=False,
+        )
+        if cfg.username is not None:
+            password = cfg.password.get_secret_value() if cfg.password else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls is not None:
+            client.tls_set(
+                ca_certs=_path(cfg.tls.ca_file),
+                certfile=_path(cfg.tls.cert_file),
+                keyfile=_path(cfg.tls.key_file),
+            )
+        client.will_set(self._topics.status, b"offline", qos=1, retain=True)
+        client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; returns at once."""
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Say ``offline`` (retained), disconnect cleanly and join the thread."""
+        self._stopping.set()
+        if self.connected.is_set():
+            info = self._client.publish(self._topics.status, b"offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=min(timeout, 2.0))
+            except (RuntimeError, ValueError) as error:
+                log.warning("status_offline_unsent", error=str(error))
+        self._client.disconnect()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        first = True
+        while not self._stopping.is_set():
+            try:
+                self._connect(first=first)
+                first = False
+                self._pump()
+            except MqttFatalError as error:
+                self._fatal = error
+            except _RECOVERABLE_TLS as error:
+                log.warning("mqtt_connect_failed", error=str(error), attempt=self._attempt)
+            except ssl.SSLError as error:
+                self._fatal = MqttFatalError(f"TLS handshake with the broker failed: {error}")
+            except OSError as error:
+                log.warning("mqtt_connect_failed", error=str(error), attempt=self._attempt)
+            if self._fatal is not None:
+                log.error("mqtt_gave_up", error=str(self._fatal))
+                self._on_fatal(self._fatal)
+                return
+            self._wait_before_retry()
+
+    def _connect(self, *, first: bool) -> None:
+        cfg = self._config
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = cfg.session_expiry_s
+        props.ReceiveMaximum = cfg.receive_maximum
+        if first:
+            self._client.connect(
+                cfg.host, cfg.port, cfg.keepalive_s, clean_start=False, properties=props
+            )
+        else:
+            self._client.reconnect()
+
+    def _pump(self) -> None:
+        # The select timeout only bounds keepalive housekeeping: publishes from
+        # other threads and disconnect() wake paho's loop at once. The loop runs
+        # on while stopping, to carry the final "offline" until disconnect().
+        timeout = max(1.0, self._config.keepalive_s / 4)
+        while self._fatal is None:
+            if self._client.loop(timeout=timeout) != paho.MQTT_ERR_SUCCESS:
+                return
+
+    def _wait_before_retry(self) -> None:
+        if self._stopping.is_set():
+            return
+        delay = backoff_delay(self._attempt, rand=self._rand.random)
+        self._attempt += 1
+        log.info("mqtt_reconnect_scheduled", delay_s=round(delay, 2), attempt=self._attempt)
+        self._stopping.wait(delay)
+
+    # -- paho callbacks (network thread: never raise, never block) -------------
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        try:
+            # Nagle's algorithm adds ~40-90 ms to every small publish on loopback.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError) as error:
+            log.warning("tcp_nodelay_unset", error=str(error))
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: Any,
+        reason: ReasonCode,
+        properties: Any,
+    ) -> None:
+        try:
+            self._handle_connack(reason, session_present=bool(flags.session_present))
+        except Exception as error:
+            log.exception("mqtt_callback_failed", callback="on_connect", error=str(error))
+
+    def _handle_connack(self, reason: ReasonCode, *, session_present: bool) -> None:
+        if reason.is_failure:
+            if reason.value in _FATAL_CONNACK:
+                self._fatal = MqttFatalError(f"the broker refused the connection: {reason}")
+            else:
+                log.warning("mqtt_refused", reason=str(reason))
+            return
+        with self._lock:
+            self._generation += 1
+        self._attempt = 0
+        self._client.subscribe([(topic, 1) for topic in self._topics.subscriptions])
+        self._client.publish(self._topics.status, b"online", qos=1, retain=True)
+        self.connected.set()
+        log.info(
+            "mqtt_connected",
+            host=self._config.host,
+            port=self._config.port,
+            session_present=session_present,
+        )
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        # Acks for messages of the old connection must not reach the new one:
+        # the broker redelivers them and their message ids mean nothing now.
+        with self._lock:
+            self._generation += 1
+        self.connected.clear()
+        if not self._stopping.is_set():
+            log.warning("mqtt_disconnected", reason=str(reason))
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        try:
+            message = InboundMessage(
+                topic=_topic_text(msg),
+                payload=bytes(msg.payload),
+                received_at=self._clock.now(),
+                redelivered=bool(msg.dup),
+            )
+            self._deliver(Delivery(message, AckToken(self._generation, msg.mid, msg.qos)))
+        except Exception as error:
+            log.exception("mqtt_callback_failed", callback="on_message", error=str(error))
+
+    # -- used by the daemon's core thread ---------------------------------------
+
+    def ack(self, token: AckToken) -> None:
+        """Acknowledge a committed message, unless its connection is gone."""
+        if token.qos == 0:
+            return
+        with self._lock:
+            if token.generation == self._generation:
+                self._client.ack(token.mid, token.qos)
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a publish; paho keeps QoS 1 messages across reconnects."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+
+def _topic_text(msg: paho.MQTTMessage) -> str:
+    try:
+        return str(msg.topic)
+    except UnicodeDecodeError:
+        return bytes(msg._topic).decode("utf-8", errors="backslashreplace")
+
+
+def _path(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,6 @@
+"""SQLite, the single source of truth."""
+
+from needlecare_integrations.store.migrations import SCHEMA_VERSION, migrate
+from needlecare_integrations.store.sqlite import SqliteStore, StoreError
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore", "StoreError", "migrate"]

@@ -1,0 +1,319 @@
+"""The SQLite journal: WAL mode, one writer connection, durable commits.
+
+The daemon owns the only writing connection; the command line opens the file
+read-only, which WAL allows while the daemon writes.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from needlecare.app.ports import StoreUnavailableError
+from needlecare.domain.records import (
+    DeadLetter,
+    DeviceSeen,
+    EventRecord,
+    ProductRecord,
+    SkinCheckRecord,
+)
+from needlecare.domain.sessions import Session, SessionStatus
+from needlecare_integrations.store.migrations import SCHEMA_VERSION, migrate
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message says why."""
+
+
+def to_db(moment: datetime) -> str:
+    """UTC text of fixed width, so text order is time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_db(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt(text: str | None) -> datetime | None:
+    return None if text is None else from_db(text)
+
+
+_SESSION_COLUMNS = (
+    "id, profile, device_id, setting, status, started_at, ended_at, last_seen_at, source,"
+    " needle_depth_mm, zones, session_ref, passes, duration_s"
+)
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        profile=row["profile"],
+        device_id=row["device_id"],
+        setting=row["setting"],
+        status=SessionStatus(row["status"]),
+        started_at=_opt(row["started_at"]),
+        ended_at=_opt(row["ended_at"]),
+        last_seen_at=from_db(row["last_seen_at"]),
+        source=row["source"],
+        needle_depth_mm=row["needle_depth_mm"],
+        zones=tuple(json.loads(row["zones"])),
+        session_ref=row["session_ref"],
+        passes=row["passes"],
+        duration_s=row["duration_s"],
+    )
+
+
+class SqliteStore:
+    """The journal on one SQLite file."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, now: datetime, backup: bool = True) -> "SqliteStore":
+        """Open for writing, creating and migrating the file as needed."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: an acknowledged event must survive a power cut, not only a crash.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA busy_timeout = 5000")
+            migrate(conn, path, backup=backup, now=now)
+        except (sqlite3.Error, OSError) as error:
+            msg = f"cannot open the store at {path}: {error}"
+            raise StoreError(msg) from error
+        return cls(conn, path)
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> "SqliteStore":
+        """Open an existing store for reading (the command line)."""
+        if not path.exists():
+            msg = f"no store at {path}: start the daemon once, or point store.path at it"
+            raise StoreError(msg)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version != SCHEMA_VERSION:
+            msg = f"{path} has schema {version}, this release reads {SCHEMA_VERSION}"
+            raise StoreError(msg)
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._run("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._run("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full) leaves the transaction open: end it.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._run("SAVEPOINT one_message")
+        try:
+            yield
+        except BaseException:
+            self._run("ROLLBACK TO one_message")
+            raise
+        finally:
+            self._run("RELEASE one_message")
+
+    def _run(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            # Disk full, read-only file, I/O error, lock timeout: none of them is
+            # the message's fault, so the caller retries instead of rejecting.
+            raise StoreUnavailableError(f"store {self.path}: {error}") from error
+
+    # -- writes (the daemon's single writer) ---------------------------------
+
+    def add_event(self, record: EventRecord) -> bool:
+        cursor = self._run(
+            "INSERT OR IGNORE INTO events (event_id, source, source_id, type, profile,"
+            " occurred_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.event_id,
+                record.source,
+                record.source_id,
+                record.type,
+                record.profile,
+                to_db(record.occurred_at),
+                to_db(record.received_at),
+                record.payload,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def save_session(self, session: Session) -> None:
+        values = {
+            "id": session.id,
+            "profile": session.profile,
+            "device_id": session.device_id,
+            "setting": session.setting,
+            "status": session.status.value,
+            "started_at": None if session.started_at is None else to_db(session.started_at),
+            "ended_at": None if session.ended_at is None else to_db(session.ended_at),
+            "last_seen_at": to_db(session.last_seen_at),
+            "source": session.source,
+            "needle_depth_mm": session.needle_depth_mm,
+            "zones": json.dumps(list(session.zones)),
+            "session_ref": session.session_ref,
+            "passes": session.passes,
+            "duration_s": session.duration_s,
+        }
+        names = ", ".join(values)
+        placeholders = ", ".join(f":{name}" for name in values)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in values if name != "id")
+        self._run(
+            f"INSERT INTO sessions ({names}) VALUES ({placeholders})"  # noqa: S608 - fixed names
+            f" ON CONFLICT (id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    def touch_device(self, seen: DeviceSeen) -> None:
+        self._run(
+            "INSERT INTO devices (device_id, last_seen_at, battery_pct, cartridge_uses)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET"
+            " last_seen_at = max(last_seen_at, excluded.last_seen_at),"
+            " battery_pct = coalesce(excluded.battery_pct, battery_pct),"
+            " cartridge_uses = coalesce(excluded.cartridge_uses, cartridge_uses)",
+            (seen.device_id, to_db(seen.last_seen_at), seen.battery_pct, seen.cartridge_uses),
+        )
+
+    def add_skin_check(self, record: SkinCheckRecord) -> None:
+        self._run(
+            "INSERT INTO skin_checks (event_id, profile, checked_at, redness, note)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                record.event_id,
+                record.profile,
+                to_db(record.checked_at),
+                record.redness,
+                record.note,
+            ),
+        )
+
+    def add_product(self, record: ProductRecord) -> None:
+        self._run(
+            "INSERT INTO products_applied (event_id, profile, applied_at, product, ingredients)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                record.event_id,
+                record.profile,
+                to_db(record.applied_at),
+                record.product,
+                json.dumps(list(record.ingredients)),
+            ),
+        )
+
+    def add_dead_letter(self, letter: DeadLetter) -> None:
+        self._run(
+            "INSERT INTO dead_letters (received_at, topic, payload_excerpt, payload_size, reason)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                to_db(letter.received_at),
+                letter.topic,
+                letter.payload_excerpt,
+                letter.payload_size,
+                letter.reason,
+            ),
+        )
+
+    # -- reads ---------------------------------------------------------------
+
+    def latest_session(self, device_id: str) -> Session | None:
+        row = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE device_id = ?"  # noqa: S608
+            " ORDER BY seq DESC LIMIT 1",
+            (device_id,),
+        ).fetchone()
+        return None if row is None else _session(row)
+
+    def open_sessions(self) -> list[Session]:
+        rows = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE status = 'open' ORDER BY seq"  # noqa: S608
+        )
+        return [_session(row) for row in rows]
+
+    def sessions(self, profile: str | None = None) -> list[Session]:
+        rows = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608
+            " WHERE :profile IS NULL OR profile = :profile ORDER BY seq",
+            {"profile": profile},
+        )
+        return [_session(row) for row in rows]
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self._run(
+            "SELECT id, received_at, topic, payload_excerpt, payload_size, reason"
+            " FROM dead_letters ORDER BY id"
+        )
+        return [
+            DeadLetter(
+                id=row["id"],
+                received_at=from_db(row["received_at"]),
+                topic=row["topic"],
+                payload_excerpt=row["payload_excerpt"],
+                payload_size=row["payload_size"],
+                reason=row["reason"],
+            )
+            for row in rows
+        ]
+
+    def skin_checks(self, profile: str | None = None) -> list[SkinCheckRecord]:
+        rows = self._run(
+            "SELECT event_id, profile, checked_at, redness, note FROM skin_checks"
+            " WHERE :profile IS NULL OR profile = :profile ORDER BY checked_at",
+            {"profile": profile},
+        )
+        return [
+            SkinCheckRecord(
+                event_id=row["event_id"],
+                profile=row["profile"],
+                checked_at=from_db(row["checked_at"]),
+                redness=row["redness"],
+                note=row["note"],
+            )
+            for row in rows
+        ]
+
+    def iter_events(self) -> Iterator[EventRecord]:
+        rows = self._run(
+            "SELECT event_id, source, source_id, type, profile, occurred_at, received_at,"
+            " payload FROM events ORDER BY seq"
+        )
+        for row in rows:
+            yield EventRecord(
+                event_id=row["event_id"],
+                source=row["source"],
+                source_id=row["source_id"],
+                type=row["type"],
+                profile=row["profile"],
+                occurred_at=from_db(row["occurred_at"]),
+                received_at=from_db(row["received_at"]),
+                payload=row["payload"],
+            )
+
+    def has_event(self, event_id: str) -> bool:
+        row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
+        return row is not None
+
+    def count(self, table: str) -> int:
+        if table not in {"events", "sessions", "dead_letters", "skin_checks", "products_applied"}:
+            msg = f"unknown table {table!r}"
+            raise ValueError(msg)
+        return int(self._run(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608

@@ -1,0 +1,1 @@
+"""The application: ingest, lifecycle and the composition root."""

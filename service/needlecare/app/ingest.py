@@ -1,0 +1,202 @@
+"""From an inbound message to committed facts: validate, route, record.
+
+A batch of messages is written in one transaction (a group commit) and only
+then acknowledged by the caller. Each message gets its own savepoint, so a
+message that trips over a bug is dead-lettered alone and the rest still land.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from needlecare.app.inbound import InboundMessage
+from needlecare.app.ports import JournalStore, StoreUnavailableError
+from needlecare.config import NeedlecareConfig
+from needlecare.domain import sessions as rules
+from needlecare.domain.events import (
+    COMMANDS,
+    DEVICE_EVENTS,
+    MIRROR_EVENTS,
+    Heartbeat,
+    LogSession,
+    ProductApplied,
+    SkinCheck,
+    describe_validation_error,
+)
+from needlecare.domain.records import (
+    DeadLetter,
+    DeviceSeen,
+    EventRecord,
+    ProductRecord,
+    SkinCheckRecord,
+    excerpt,
+)
+from needlecare.domain.topics import InboundTopic, Source, TopicError, Topics
+
+log = structlog.get_logger(__name__)
+
+
+class RejectedError(Exception):
+    """A message that breaks the contract; becomes a dead letter."""
+
+
+_PARSERS: dict[Source, TypeAdapter[Any]] = {
+    Source.DEVICE: DEVICE_EVENTS,
+    Source.MIRROR: MIRROR_EVENTS,
+    Source.COMMAND: COMMANDS,
+}
+
+
+class Ingest:
+    """Records inbound messages in the journal."""
+
+    def __init__(self, *, store: JournalStore, config: NeedlecareConfig, topics: Topics) -> None:
+        self._store = store
+        self._config = config
+        self._topics = topics
+
+    def handle(self, messages: Sequence[InboundMessage]) -> None:
+        """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
+        with self._store.transaction():
+            for message in messages:
+                self._handle_one(message)
+
+    def _handle_one(self, message: InboundMessage) -> None:
+        try:
+            with self._store.savepoint():
+                self._record(message)
+        except RejectedError as error:
+            self._dead_letter(message, str(error))
+        except StoreUnavailableError:
+            raise
+        except Exception as error:
+            log.exception("message_failed", topic=message.topic, error=str(error))
+            self._dead_letter(message, f"internal error: {type(error).__name__}: {error}")
+
+    def _record(self, message: InboundMessage) -> None:
+        limit = self._config.mqtt.max_payload_bytes
+        if len(message.payload) > limit:
+            msg = f"payload of {len(message.payload)} bytes exceeds the {limit}-byte cap"
+            raise RejectedError(msg)
+        try:
+            where = self._topics.parse_inbound(message.topic)
+        except TopicError as error:
+            raise RejectedError(str(error)) from error
+        try:
+            payload = _PARSERS[where.source].validate_json(message.payload)
+        except ValidationError as error:
+            raise RejectedError(describe_validation_error(error)) from error
+        profile = self._profile_for(where, payload)
+        record = _event_record(message, where, payload, profile)
+        if not self._store.add_event(record):
+            log.info("event_duplicate", event_id=record.event_id, topic=message.topic)
+            return
+        self._apply(where, payload, record)
+
+    def _profile_for(self, where: InboundTopic, payload: BaseModel) -> str | None:
+        cfg = self._config
+        named: str | None = getattr(payload, "profile", None)
+        if where.source is Source.DEVICE:
+            device = cfg.devices.get(where.slug)
+            if device is None and cfg.devices:
+                raise RejectedError(f"unknown device {where.slug!r} (not in devices:)")
+            named = named or (device.owner if device else None)
+            if named is None:
+                msg = f"device {where.slug!r} has no owner in the config, and no profile given"
+                raise RejectedError(msg)
+        elif where.source is Source.MIRROR:
+            if cfg.mirrors and where.slug not in cfg.mirrors:
+                raise RejectedError(f"unknown mirror {where.slug!r} (not in mirrors:)")
+        else:
+            named = where.slug
+        if named is not None and named not in cfg.profiles:
+            raise RejectedError(f"unknown profile {named!r} (not in profiles:)")
+        return named
+
+    def _apply(self, where: InboundTopic, payload: BaseModel, record: EventRecord) -> None:
+        at = record.occurred_at
+        if where.source is Source.DEVICE:
+            self._apply_device(where.slug, payload, record)
+        elif isinstance(payload, SkinCheck):
+            self._store.add_skin_check(
+                SkinCheckRecord(record.event_id, payload.profile, at, payload.redness, payload.note)
+            )
+        elif isinstance(payload, ProductApplied):
+            self._store.add_product(
+                ProductRecord(
+                    record.event_id, payload.profile, at, payload.product, payload.ingredients
+                )
+            )
+        elif isinstance(payload, LogSession) and record.profile is not None:
+            session = rules.logged_session(
+                payload, event_id=record.event_id, profile=record.profile, at=at
+            )
+            self._store.save_session(session)
+            log.info("session_recorded", session_id=session.id, profile=session.profile)
+
+    def _apply_device(self, device_id: str, payload: BaseModel, record: EventRecord) -> None:
+        if not isinstance(payload, rules.DeviceSessionEvent) or record.profile is None:
+            return
+        ctx = rules.DeviceContext(device_id, record.profile, record.occurred_at)
+        for session in rules.apply_device_event(
+            payload, ctx, self._store.latest_session(device_id)
+        ):
+            self._store.save_session(session)
+            log.info(
+                "session_recorded",
+                session_id=session.id,
+                device_id=device_id,
+                profile=session.profile,
+                status=session.status.value,
+            )
+        battery = payload.battery_pct if isinstance(payload, Heartbeat) else None
+        uses = payload.cartridge_uses if isinstance(payload, Heartbeat) else None
+        self._store.touch_device(DeviceSeen(device_id, record.occurred_at, battery, uses))
+
+    def _dead_letter(self, message: InboundMessage, reason: str) -> None:
+        log.warning("message_rejected", topic=message.topic, reason=reason)
+        self._store.add_dead_letter(
+            DeadLetter(
+                received_at=message.received_at,
+                topic=message.topic,
+                payload_excerpt=excerpt(message.payload),
+                payload_size=len(message.payload),
+                reason=reason,
+            )
+        )
+
+    # -- time-driven work ------------------------------------------------------
+
+    def expire_sessions(self, now: datetime) -> None:
+        """Close sessions whose device went quiet for longer than the timeout."""
+        timeout = self._config.sessions.timeout
+        with self._store.transaction():
+            for session in rules.expire_sessions(self._store.open_sessions(), timeout, now):
+                self._store.save_session(session)
+                log.info("session_end_inferred", session_id=session.id, device_id=session.device_id)
+
+    def next_wake(self) -> datetime | None:
+        """When time-driven work is next due."""
+        return rules.next_expiry(self._store.open_sessions(), self._config.sessions.timeout)
+
+
+def _event_record(
+    message: InboundMessage, where: InboundTopic, payload: BaseModel, profile: str | None
+) -> EventRecord:
+    event_id = getattr(payload, "event_id", None) or f"cmd-{uuid.uuid4().hex}"
+    stamp: datetime | None = getattr(payload, "timestamp", None)
+    kind = getattr(payload, "type", None) or getattr(payload, "action", "unknown")
+    return EventRecord(
+        event_id=event_id,
+        source=where.source.value,
+        source_id=where.slug,
+        type=str(kind),
+        profile=profile,
+        occurred_at=(stamp or message.received_at).astimezone(UTC),
+        received_at=message.received_at,
+        payload=message.payload.decode("utf-8"),
+    )

@@ -1,0 +1,50 @@
+"""``needlecare run``: logging, an optional trial broker, signals, exit codes."""
+
+from contextlib import ExitStack
+
+import structlog
+
+from needlecare.app.daemon import Daemon, ExitCode
+from needlecare.clock import SystemClock
+from needlecare.config import NeedlecareConfig
+from needlecare.logs import configure_logging
+from needlecare_integrations.broker import BrokerError, MosquittoBroker, port_in_use
+from needlecare_integrations.store import StoreError
+
+log = structlog.get_logger(__name__)
+
+
+def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
+    """Run until stopped; returns the process exit code."""
+    configure_logging(
+        level=config.logging.level, fmt=config.logging.format, secrets=config.secret_values()
+    )
+    with ExitStack() as stack:
+        if with_broker and not _start_trial_broker(config, stack):
+            return ExitCode.BROKER_REFUSED
+        daemon = Daemon(config=config, clock=SystemClock())
+        daemon.install_signal_handlers()
+        try:
+            return daemon.run()
+        except StoreError as error:
+            log.error("store_unusable", error=str(error))
+            return ExitCode.STORE
+    return ExitCode.OK
+
+
+def _start_trial_broker(config: NeedlecareConfig, stack: ExitStack) -> bool:
+    host, port = config.mqtt.host, config.mqtt.port
+    if port_in_use(host, port):
+        log.info("trial_broker_skipped", reason="a broker already listens", host=host, port=port)
+        return True
+    # Beside the store, so queued events survive a restart of the trial too.
+    data_dir = config.store.path.with_name(config.store.path.stem + "-broker")
+    broker = MosquittoBroker(data_dir=data_dir, host=host, port=port)
+    try:
+        broker.start()
+    except (BrokerError, OSError) as error:
+        log.error("trial_broker_failed", error=str(error))
+        return False
+    stack.callback(broker.stop)
+    log.info("trial_broker_started", host=host, port=port, data_dir=str(data_dir))
+    return True

@@ -1,0 +1,1 @@
+"""The ``needlecare`` command line."""

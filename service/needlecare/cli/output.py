@@ -1,0 +1,83 @@
+"""Rendering for the command line: JSON arrays for programs, tables for people."""
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from needlecare.domain.records import DeadLetter
+from needlecare.domain.sessions import Session
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def record(obj: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict (times as RFC 3339)."""
+    if not is_dataclass(obj) or isinstance(obj, type):
+        msg = f"not a dataclass instance: {obj!r}"
+        raise TypeError(msg)
+    return {key: _plain(value) for key, value in asdict(obj).items()}
+
+
+def to_json(rows: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps(list(rows), indent=2, ensure_ascii=False)
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
+            )
+    return out.getvalue()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain aligned text table; ``(none)`` when there are no rows."""
+    if not rows:
+        return "(none)"
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M %Z")
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def session_row(session: Session) -> dict[str, Any]:
+    """The JSON shape of a session (PRODUCT §5)."""
+    return record(session)
+
+
+def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
+    return record(letter)
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """Text safe for a terminal: control characters escaped, long text cut."""
+    shown = text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

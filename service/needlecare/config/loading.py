@@ -1,0 +1,249 @@
+"""Loading the configuration: built-in defaults < YAML file < ``NEEDLECARE_*`` environment.
+
+pydantic-settings turns the environment into nested data (``__`` nesting, JSON for
+sections and lists, case-insensitive names); this module reads the file, lays the
+environment over it key by key, validates once, and turns pydantic's errors into
+:class:`ConfigProblem` values that name the layer each bad value came from.
+"""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from pydantic import SecretStr, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import EnvSettingsSource, SettingsError
+
+from needlecare.config.errors import (
+    FILE_PROBLEM_PATH,
+    MISSING,
+    SECRET_MASK,
+    ConfigError,
+    ConfigProblem,
+    format_problems,
+)
+from needlecare.config.models import (
+    ENV_NESTED_DELIMITER,
+    ENV_PREFIX,
+    SECRET_PATHS,
+    NeedlecareConfig,
+)
+
+__all__ = ["CONFIG_PATH_VARIABLE", "ConfigError", "ConfigProblem", "format_problems", "load_config"]
+
+CONFIG_PATH_VARIABLE: Final = "NEEDLECARE_CONFIG"
+_KEY_MESSAGE: Final = "not a valid id: use 1 to 64 of a-z, 0-9, '_' and '-'"
+_MESSAGES: Final = {"extra_forbidden": "unknown key"}
+_ABSENT: Final = object()
+
+DataPath = tuple[str, ...]
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> NeedlecareConfig:
+    """Load and validate the configuration, or raise :class:`ConfigError` listing every problem.
+
+    The file is ``path``, else ``$NEEDLECARE_CONFIG``, else none (defaults only).
+    ``environ`` defaults to ``os.environ``; ``NEEDLECARE_<SECTION>__<KEY>`` variables
+    override single keys of the file.
+    """
+    env = os.environ if environ is None else environ
+    file = path if path is not None else _path_from_environment(env)
+    layers = _Layers(
+        file=file,
+        file_data=_read_yaml(file) if file is not None else {},
+        variables=_variable_paths(env),
+    )
+    data = _merge(layers.file_data, _environment_data(env, layers))
+    try:
+        return NeedlecareConfig.model_validate(data)
+    except ValidationError as error:
+        secrets = _secrets_in(data)
+        problems = [_problem(detail, layers, secrets) for detail in error.errors()]
+        # Not chained: pydantic's own message prints raw inputs, secrets included.
+        raise ConfigError(problems, file=file) from None
+
+
+@dataclass(frozen=True)
+class _Layers:
+    """What the file and the environment supplied, to name the source of a problem."""
+
+    file: Path | None
+    file_data: Mapping[str, Any]
+    variables: Mapping[DataPath, str]  # data path -> variable name as spelled
+
+    def source_of(self, path: DataPath, *, missing: bool) -> str:
+        """Name the layer that supplied ``path``: environment, file or default."""
+        # A missing key has no value of its own; blame whoever supplied its parent.
+        anchor = path[:-1] if missing else path
+        covering = [p for p in self.variables if anchor[: len(p)] == p]
+        inside = sorted(p for p in self.variables if p[: len(anchor)] == anchor)
+        if covering or inside:
+            chosen = max(covering, key=len) if covering else inside[0]
+            return f"environment {self.variables[chosen]}"
+        if self.file is not None and _lookup(self.file_data, anchor) is not _ABSENT:
+            return f"file {self.file}"
+        return "default"
+
+
+class _EnvironSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping, not os.environ."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ  # read by the base __init__, via _load_env_vars
+        super().__init__(NeedlecareConfig)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The model is case-insensitive; the base class lower-cases names the same way.
+        return {name.lower(): value for name, value in self._environ.items()}
+
+
+def _path_from_environment(environ: Mapping[str, str]) -> Path | None:
+    value = environ.get(CONFIG_PATH_VARIABLE)
+    return Path(value) if value else None
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    """The file's top-level mapping; an empty file is an empty mapping."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _file_error(file, "file not found") from None
+    except UnicodeDecodeError:
+        raise _file_error(file, "file is not UTF-8 text") from None
+    except OSError as error:
+        raise _file_error(file, f"cannot read file: {error.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise _file_error(file, _describe_yaml_error(error)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise _file_error(file, f"the top level must be a mapping of sections, not {kind}")
+    return data
+
+
+def _describe_yaml_error(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "syntax error"
+    if mark is None:
+        return f"invalid YAML: {problem}"
+    return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _file_error(file: Path, message: str) -> ConfigError:
+    problem = ConfigProblem(FILE_PROBLEM_PATH, str(file), message, f"file {file}")
+    return ConfigError([problem], file=file)
+
+
+def _is_ours(name: str) -> bool:
+    upper = name.upper()
+    return upper.startswith(ENV_PREFIX) and upper != CONFIG_PATH_VARIABLE
+
+
+def _variable_path(name: str) -> DataPath:
+    return tuple(name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
+
+
+def _variable_paths(environ: Mapping[str, str]) -> dict[DataPath, str]:
+    return {_variable_path(name): name for name in environ if _is_ours(name)}
+
+
+def _environment_data(environ: Mapping[str, str], layers: _Layers) -> dict[str, Any]:
+    try:
+        return _EnvironSource(environ)()
+    except SettingsError:
+        # The error names only the section; find the variables at fault one by one.
+        problems = [
+            _unparsable_variable(name, value)
+            for name, value in sorted(environ.items())
+            if _is_ours(name) and not _parses(name, value)
+        ]
+        raise ConfigError(problems, file=layers.file) from None
+
+
+def _parses(name: str, value: str) -> bool:
+    try:
+        _EnvironSource({name: value})()
+    except SettingsError:
+        return False
+    return True
+
+
+def _unparsable_variable(name: str, value: str) -> ConfigProblem:
+    path = _variable_path(name)
+    return ConfigProblem(
+        path=".".join(path),
+        value=_scrub(path, value, frozenset()),
+        message="expected JSON: this key holds a section, a list or a mapping",
+        source=f"environment {name}",
+    )
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base`` key by key, so one variable replaces one value."""
+    merged = dict(base)
+    for key, value in override.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = _merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _lookup(data: object, path: DataPath) -> object:
+    """The value at ``path`` in YAML-shaped data, or ``_ABSENT``."""
+    node = data
+    for part in path:
+        if isinstance(node, Mapping):
+            # YAML keys need not be strings (``yes:`` is True); locations are.
+            node = next((v for k, v in node.items() if str(k) == part), _ABSENT)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _ABSENT
+    return node
+
+
+def _secrets_in(data: Mapping[str, Any]) -> frozenset[str]:
+    values = (_lookup(data, path) for path in SECRET_PATHS)
+    return frozenset(str(v) for v in values if v is not _ABSENT and v is not None and str(v))
+
+
+def _problem(detail: ErrorDetails, layers: _Layers, secrets: frozenset[str]) -> ConfigProblem:
+    loc = tuple(str(part) for part in detail["loc"])
+    # Errors in a mapping's key end with "[key]"; point at the key itself.
+    is_key = loc[-1:] == ("[key]",)
+    path = loc[:-1] if is_key else loc
+    missing = detail["type"] == "missing"
+    message = _KEY_MESSAGE if is_key else _MESSAGES.get(detail["type"], detail["msg"])
+    return ConfigProblem(
+        path=".".join(path),
+        value=MISSING if missing else _scrub(path, detail["input"], secrets),
+        message=message,
+        source=layers.source_of(path, missing=missing),
+    )
+
+
+def _scrub(path: DataPath, value: object, secrets: frozenset[str]) -> object:
+    """``value`` with every secret in it masked, found by location or by content."""
+    if isinstance(value, Mapping):
+        return {k: _scrub((*path, str(k)), v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub((*path, str(i)), v, secrets) for i, v in enumerate(value)]
+    # Above a secret, a scalar is unparsed text that may embed it, e.g. broken JSON.
+    near_secret = any(_related(path, secret) for secret in SECRET_PATHS)
+    if near_secret or isinstance(value, SecretStr) or (isinstance(value, str) and value in secrets):
+        return SECRET_MASK
+    return value
+
+
+def _related(path: DataPath, other: DataPath) -> bool:
+    """Whether one path lies on the other's way from the root."""
+    shorter = min(len(path), len(other))
+    return path[:shorter] == other[:shorter]

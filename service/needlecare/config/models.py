@@ -1,0 +1,310 @@
+"""The configuration models: one per YAML section, unknown keys rejected.
+
+The models only validate. Layering the file and the environment is the job of
+:func:`needlecare.config.loading.load_config`.
+"""
+
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Final, Literal, Self
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from needlecare.config._types import (
+    ClientId,
+    HttpUrlText,
+    TimeZoneName,
+    TopicRoot,
+    error_at,
+    located_error,
+    reject_unquoted_time,
+)
+from needlecare.domain.slugs import Slug
+
+ENV_PREFIX = "NEEDLECARE_"
+ENV_NESTED_DELIMITER = "__"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# Where the SecretStr fields live; error reports mask whatever the input held there.
+SECRET_PATHS: Final = (("mqtt", "password"), ("homeassistant", "token"))
+
+
+class TlsConfig(BaseModel):
+    """TLS towards the broker; absent means plain TCP."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca_file: Path | None = Field(
+        default=None, description="CA bundle to verify the broker with; None uses the system store."
+    )
+    cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM), for brokers that require one."
+    )
+    key_file: Path | None = Field(default=None, description="Private key for cert_file (PEM).")
+
+    @model_validator(mode="after")
+    def _check_client_pair(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise PydanticCustomError("tls_pair", "cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(BaseModel):
+    """Section ``mqtt``: the broker connection and our topic roots."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(
+        default=None, description="Broker user; None connects anonymously."
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Broker password; needs username. Best set from the environment."
+    )
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; None for plain TCP.")
+    base_topic: TopicRoot = Field(
+        default="needlecare", description="Root of every topic the daemon reads or writes."
+    )
+    discovery_prefix: TopicRoot = Field(
+        default="homeassistant", description="Home Assistant MQTT discovery prefix."
+    )
+    client_id: ClientId = Field(
+        default="needlecare",
+        description="MQTT client id; stable, so the broker can resume our session.",
+    )
+    keepalive_s: int = Field(default=60, ge=5, le=3600, description="MQTT keepalive in seconds.")
+    max_payload_bytes: int = Field(
+        default=65536,
+        ge=256,
+        le=1048576,
+        description="Inbound payloads larger than this are rejected unparsed.",
+    )
+    session_expiry_s: int = Field(
+        default=604800,
+        ge=0,
+        description="How long the broker keeps our session and queued events while we are down.",
+    )
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="MQTT 5 in-flight window the broker may use towards us.",
+    )
+
+    @model_validator(mode="after")
+    def _check_password_has_user(self) -> Self:
+        if self.password is not None and self.username is None:
+            error = error_at(
+                ("password",),
+                self.password,
+                "password_without_username",
+                ("a password needs a username"),
+            )
+            raise located_error(type(self).__name__, [error])
+        return self
+
+
+class StoreConfig(BaseModel):
+    """Section ``store``: the SQLite database, the source of truth."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(default=Path("needlecare.db"), description="SQLite database file.")
+    backup_before_migrate: bool = Field(
+        default=True, description="Copy the database aside before applying a migration."
+    )
+
+
+class HomeAssistantConfig(BaseModel):
+    """Section ``homeassistant``: the REST API used to deliver reminders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrlText = Field(description="Base URL, e.g. http://homeassistant.local:8123.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Long-lived access token; normally from NEEDLECARE_HOMEASSISTANT__TOKEN.",
+    )
+    verify_ssl: bool = Field(default=True, description="Verify the server's TLS certificate.")
+
+
+class QuietHours(BaseModel):
+    """Local wall-clock window in which reminders wait; may cross midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = Field(default=time(22, 0), description='Start of quiet time, "HH:MM" local.')
+    end: time = Field(default=time(7, 0), description='End of quiet time, "HH:MM" local.')
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _reject_numbers(cls, value: object) -> object:
+        return reject_unquoted_time(value)
+
+    @model_validator(mode="after")
+    def _check_not_empty(self) -> Self:
+        if self.start == self.end:
+            raise PydanticCustomError(
+                "quiet_hours_empty", "quiet hours need a start and an end that differ"
+            )
+        return self
+
+
+class ProfileConfig(BaseModel):
+    """One person whose sessions and reminders the daemon tracks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: TimeZoneName = Field(description="IANA time zone name, e.g. Europe/Berlin.")
+    quiet_hours: QuietHours = Field(
+        default_factory=QuietHours, description="When reminders must wait."
+    )
+    display_name: str | None = Field(default=None, description="Name shown to people.")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The validated time zone as a ZoneInfo."""
+        return ZoneInfo(self.timezone)
+
+
+class DeviceConfig(BaseModel):
+    """One microneedling pen that reports sessions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    owner: Slug = Field(description="Profile the device's sessions belong to.")
+    max_needle_depth_mm: float | None = Field(
+        default=None, ge=0.1, le=3.0, description="Deepest setting this device allows, in mm."
+    )
+    name: str | None = Field(default=None, description="Name shown to people.")
+
+
+class MirrorConfig(BaseModel):
+    """One smart mirror that shows reminders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: list[Slug] = Field(
+        default_factory=list, description="Profiles shown on this mirror; empty serves all."
+    )
+
+
+class SessionsConfig(BaseModel):
+    """Section ``sessions``: how session events are grouped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: timedelta = Field(
+        default=timedelta(hours=2),
+        gt=timedelta(0),
+        description="An open session without events for this long is closed. "
+        "Seconds, ISO-8601 (PT2H) or HH:MM:SS.",
+    )
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _seconds_from_text(cls, value: object) -> object:
+        # Environment values are text; "7200" means seconds, as the number 7200 does.
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        return value
+
+
+class LoggingConfig(BaseModel):
+    """Section ``logging``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: LogLevel = Field(default="INFO", description="Lowest level that is logged.")
+    format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a TTY, JSON otherwise."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class NeedlecareConfig(BaseSettings):
+    """The whole configuration; an empty file gives a working local setup."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+    )
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="The SQLite store.")
+    homeassistant: HomeAssistantConfig | None = Field(
+        default=None, description="Home Assistant REST API; None uses MQTT channels only."
+    )
+    profiles: dict[Slug, ProfileConfig] = Field(
+        default_factory=dict, description="People, keyed by profile id."
+    )
+    devices: dict[Slug, DeviceConfig] = Field(
+        default_factory=dict, description="Pens, keyed by device id."
+    )
+    mirrors: dict[Slug, MirrorConfig] = Field(
+        default_factory=dict, description="Mirrors, keyed by mirror id."
+    )
+    sessions: SessionsConfig = Field(
+        default_factory=SessionsConfig, description="Session grouping."
+    )
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_config layers file and environment itself, from an environment it is
+        # handed; building the model must not read os.environ behind its back.
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Self:
+        errors = [*self._unknown_owners(), *self._unknown_mirror_profiles()]
+        if errors:
+            raise located_error(type(self).__name__, errors)
+        return self
+
+    def _unknown_owners(self) -> list[InitErrorDetails]:
+        return [
+            _unknown_profile(("devices", device_id, "owner"), device.owner)
+            for device_id, device in self.devices.items()
+            if device.owner not in self.profiles
+        ]
+
+    def _unknown_mirror_profiles(self) -> list[InitErrorDetails]:
+        return [
+            _unknown_profile(("mirrors", mirror_id, "profiles", index), profile)
+            for mirror_id, mirror in self.mirrors.items()
+            for index, profile in enumerate(mirror.profiles)
+            if profile not in self.profiles
+        ]
+
+    def secret_values(self) -> list[str]:
+        """Plain text of every secret that is set, for log redaction."""
+        values = []
+        for path in SECRET_PATHS:
+            node: object = self
+            for name in path:
+                node = getattr(node, name, None)
+            # An empty secret would make a redactor match everywhere, and hides nothing.
+            if isinstance(node, SecretStr) and node.get_secret_value():
+                values.append(node.get_secret_value())
+        return values
+
+
+def _unknown_profile(loc: tuple[str | int, ...], profile: str) -> InitErrorDetails:
+    return error_at(loc, profile, "unknown_profile", f"unknown profile {profile!r}")
