@@ -55,9 +55,9 @@ def port_in_use(host: str, port: int) -> bool:
 class MosquittoBroker:
     """One ``mosquitto -c`` process whose configuration, log and state live in data_dir.
 
-    Start-up returns once every listener accepts connections. The process runs in
-    its own session so that Ctrl-C reaches only our process, which then stops the
-    broker after the clients that use it.
+    start() returns once Mosquitto logs that it is running and every listener accepts
+    connections. The process runs in its own session, so Ctrl-C reaches only our
+    process, which can then stop the broker after the clients that use it.
     """
 
     def __init__(
@@ -110,7 +110,7 @@ class MosquittoBroker:
         return "\n".join(_config_lines(self)) + "\n"
 
     def start(self, timeout: float = 5.0) -> None:
-        """Start mosquitto and return once all its listeners accept connections."""
+        """Start mosquitto; raise BrokerError, with its log, if it is not ready in time."""
         if self.is_running:
             raise BrokerError(f"mosquitto is already running (pid {self.pid})")
         for port in self._ports():
@@ -163,8 +163,8 @@ class MosquittoBroker:
     def wait_for_save(self, timeout: float = 5.0) -> None:
         """Wait for the next autosave; what was acknowledged before the call is then on disk.
 
-        With ``autosave_interval 1`` Mosquitto saves when more than one whole second
-        has passed, so about every 2 s.
+        With ``autosave_interval 1`` Mosquitto saves once *more* than one whole second
+        has passed since the last save, so every 2 s.
         """
         if not self.persistence:
             raise BrokerError("persistence is off: mosquitto never saves")
@@ -210,7 +210,7 @@ class MosquittoBroker:
                 raise BrokerError(self._with_log(message))
             if time.monotonic() >= deadline:
                 self.kill()
-                message = f"mosquitto did not listen on {self._ports()} within {timeout} s"
+                message = f"mosquitto not ready on ports {self._ports()} within {timeout} s"
                 raise BrokerError(self._with_log(message))
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(_POLL_SECONDS)  # a sleep that ends early if it exits

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from needlecare_integrations.broker import (
     BrokerError,
@@ -19,6 +20,7 @@ from support.mosquitto import (
     Received,
     TlsBroker,
     free_port,
+    unique_client_id,
     unique_topic,
 )
 
@@ -55,7 +57,7 @@ class TestMosquittoBroker:
             "allow_anonymous true",
             "listener 1883 127.0.0.1",
         }
-        assert expected == expected & set(config)
+        assert set() == expected - set(config)
 
     def test_port_in_use_is_refused(self, tmp_path: Path) -> None:
         """Another listener on the port is reported instead of being mistaken for ours."""
@@ -117,7 +119,7 @@ class TestMosquittoFixture:
         self, mosquitto: MosquittoBroker, mqtt_client_factory: MqttClientFactory
     ) -> None:
         """Messages published while a persistent session is offline arrive on reconnect."""
-        topic, client_id = unique_topic(), unique_topic("subscriber").replace("/", "-")
+        topic, client_id = unique_topic(), unique_client_id("subscriber")
         _subscribe_then_go_offline(mqtt_client_factory, mosquitto, client_id, topic)
         _publish_numbered(mqtt_client_factory(mosquitto), topic, count=3)
         subscriber = _resume(mqtt_client_factory, mosquitto, client_id)
@@ -133,7 +135,7 @@ class TestMosquittoFixture:
         *more* than one whole second), so a fixed 1.5 s sleep would fail about one run
         in four; waiting for the persistence file to be rewritten is bounded and exact.
         """
-        topic, client_id = unique_topic(), unique_topic("subscriber").replace("/", "-")
+        topic, client_id = unique_topic(), unique_client_id("subscriber")
         _subscribe_then_go_offline(mqtt_client_factory, mosquitto, client_id, topic)
         _publish_numbered(mqtt_client_factory(mosquitto), topic, count=3)
         mosquitto.wait_for_save()
@@ -152,7 +154,7 @@ class TestMosquittoAuthFixture:
         self,
         mosquitto_auth: AuthBroker,
         mqtt_client_factory: MqttClientFactory,
-        protocol: mqtt.MQTTProtocolVersion,
+        protocol: MQTTProtocolVersion,
     ) -> None:
         """A wrong password gets CONNACK "Not authorized" (Mosquitto 2.0's word for it)."""
         connection = mqtt_client_factory(

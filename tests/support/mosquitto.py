@@ -12,6 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -35,7 +36,7 @@ def free_port() -> int:
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free ports, below the ephemeral range where the kernel can find them.
+    """Distinct free ports on 127.0.0.1, chosen below the kernel's ephemeral range.
 
     Clients reconnecting to a stopped broker get ephemeral local ports; one of them
     can land on the broker's port (TCP self-connect) and keep it from restarting.
@@ -208,7 +209,9 @@ class Recorder:
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
     ) -> None:
         """paho's on_message callback (runs on paho's network thread)."""
-        received = Received(message.topic, message.payload, message.qos, bool(message.retain))
+        received = Received(
+            message.topic, bytes(message.payload), message.qos, bool(message.retain)
+        )
         with self._condition:
             self._messages.append(received)
             self._condition.notify_all()
@@ -269,7 +272,7 @@ class MqttConnection:
     def subscribe(self, topic_filter: str, qos: int = 1, timeout: float = TIMEOUT) -> None:
         """Subscribe and wait for the SUBACK granting qos."""
         result, mid = self.client.subscribe(topic_filter, qos)
-        if result != mqtt.MQTT_ERR_SUCCESS:
+        if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
             pytest.fail(f"subscribing to {topic_filter!r}: {mqtt.error_string(result)}")
         with self._condition:
             if not self._condition.wait_for(lambda: mid in self._subacks, timeout):
@@ -292,7 +295,7 @@ class MqttConnection:
         default, so that paho's automatic reconnects resume the session.
         """
         v5 = self.client.protocol == mqtt.MQTTv5
-        properties = Properties(PacketTypes.CONNECT) if v5 else None
+        properties = Properties(PacketTypes.CONNECT) if v5 else None  # type: ignore[no-untyped-call]
         if properties is not None and session_expiry is not None:
             properties.SessionExpiryInterval = session_expiry
         first_only = mqtt.MQTT_CLEAN_START_FIRST_ONLY
@@ -374,7 +377,7 @@ class MqttClientFactory:
         *,
         port: int | None = None,
         client_id: str | None = None,
-        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv5,
         clean_start: bool = True,
         session_expiry: int | None = None,
         username: str | None = None,
@@ -387,21 +390,14 @@ class MqttClientFactory:
         With check, anything but a successful CONNACK fails the test; without, the
         outcome is on the returned connection, whose client is already stopped.
         """
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"test-{uuid.uuid4().hex[:12]}",
+        client = _paho_client(
+            client_id=client_id,
             protocol=protocol,
-            clean_session=None if protocol == mqtt.MQTTv5 else clean_start,
+            clean_start=clean_start,
+            username=username,
+            password=password,
+            tls=tls,
         )
-        client.reconnect_delay_set(min_delay=0.1, max_delay=1)  # brokers restart fast
-        if username is not None:
-            client.username_pw_set(username, password)
-        if tls is not None:
-            client.tls_set(
-                ca_certs=str(tls.ca_cert),
-                certfile=None if tls.client_cert is None else str(tls.client_cert),
-                keyfile=None if tls.client_key is None else str(tls.client_key),
-            )
         connection = MqttConnection(client, Recorder())
         self._connections.append(connection)
         connection.connect(broker.host, port or broker.port, clean_start, session_expiry)
@@ -418,6 +414,35 @@ class MqttClientFactory:
             connection.close()
 
 
+def _paho_client(
+    *,
+    client_id: str | None,
+    protocol: MQTTProtocolVersion,
+    clean_start: bool,
+    username: str | None,
+    password: str | None,
+    tls: ClientTls | None,
+) -> mqtt.Client:
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id or unique_client_id(),
+        protocol=protocol,
+        clean_session=None if protocol == mqtt.MQTTv5 else clean_start,
+    )
+    """A paho-mqtt 2 client (callback API version 2) configured but not connected."""
+    # Brokers restart in milliseconds; paho annotates int, but any number works.
+    client.reconnect_delay_set(min_delay=0.1, max_delay=1)  # type: ignore[arg-type]
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set(
+            ca_certs=str(tls.ca_cert),
+            certfile=None if tls.client_cert is None else str(tls.client_cert),
+            keyfile=None if tls.client_key is None else str(tls.client_key),
+        )
+    return client
+
+
 @pytest.fixture
 def mqtt_client_factory() -> Iterator[MqttClientFactory]:
     """Call with a broker (and options) for a connected client; all closed at teardown."""
@@ -429,3 +454,8 @@ def mqtt_client_factory() -> Iterator[MqttClientFactory]:
 def unique_topic(prefix: str = "test") -> str:
     """A topic no other test uses."""
     return f"{prefix}/{uuid.uuid4().hex}"
+
+
+def unique_client_id(prefix: str = "test") -> str:
+    """A client id no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

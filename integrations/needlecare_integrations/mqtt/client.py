@@ -6,6 +6,7 @@ errors. Inbound messages are handed over as ``Delivery`` objects and acknowledge
 later, only once the caller has committed them (paho's ``manual_ack``).
 """
 
+import logging
 import random
 import socket
 import ssl
@@ -33,6 +34,31 @@ log = structlog.get_logger(__name__)
 # password, not authorised, banned, bad authentication method.
 _FATAL_CONNACK = {133, 134, 135, 138, 140}
 _RECOVERABLE_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+class _SocketErrors(logging.Handler):
+    """Keeps paho's last socket error, which its callbacks never pass on.
+
+    A TLS 1.3 server rejects a client certificate only after the handshake, as
+    an alert on the first read; paho logs it and reports a plain disconnect.
+    Through a WARNING-level logger this costs nothing on the hot path.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()
+
+    def take(self) -> str | None:
+        last, self.last = self.last, None
+        return last
+
+
+def _rejected_certificate(error: str | None) -> bool:
+    text = (error or "").upper()
+    return "ALERT" in text and "CERTIFICATE" in text
 
 
 class MqttFatalError(RuntimeError):
@@ -81,6 +107,7 @@ class MqttClient:
         self._fatal: MqttFatalError | None = None
         self._thread: threading.Thread | None = None
         self._rand = random.Random()  # noqa: S311 - jitter, not security
+        self._socket_errors = _SocketErrors()
         self._client = self._build_client()
 
     def _build_client(self) -> paho.Client:
@@ -102,6 +129,11 @@ class MqttClient:
                 keyfile=_path(cfg.tls.key_file),
             )
         client.will_set(self._topics.status, b"offline", qos=1, retain=True)
+        paho_log = logging.getLogger("needlecare.paho")
+        paho_log.setLevel(logging.WARNING)
+        paho_log.propagate = False
+        paho_log.handlers = [self._socket_errors]
+        client.enable_logger(paho_log)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -227,9 +259,14 @@ class MqttClient:
         # the broker redelivers them and their message ids mean nothing now.
         with self._lock:
             self._generation += 1
+        socket_error = self._socket_errors.take()
+        if not self.connected.is_set() and _rejected_certificate(socket_error):
+            self._fatal = MqttFatalError(
+                f"the broker rejected our TLS client certificate: {socket_error}"
+            )
         self.connected.clear()
         if not self._stopping.is_set():
-            log.warning("mqtt_disconnected", reason=str(reason))
+            log.warning("mqtt_disconnected", reason=str(reason), error=socket_error)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         try:

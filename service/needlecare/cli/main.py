@@ -218,7 +218,7 @@ def log_session(
     if duration_min is not None:
         command["duration_s"] = duration_min * 60
     try:
-        COMMANDS.validate_python(command)
+        COMMANDS.validate_json(json.dumps(command))
     except ValidationError as error:
         raise click.UsageError(describe_validation_error(error)) from error
     sys.exit(send_command(config, profile, command, wait=wait))
