@@ -93,12 +93,16 @@ class MqttClient:
         clock: Clock,
         deliver: Callable[[Delivery], None],
         on_fatal: Callable[[MqttFatalError], None],
+        on_connected: Callable[[], None] = lambda: None,
+        on_published: Callable[[int], None] = lambda mid: None,
     ) -> None:
         self._config = config
         self._topics = topics
         self._clock = clock
         self._deliver = deliver
         self._on_fatal = on_fatal
+        self._on_connected = on_connected
+        self._on_published = on_published
         self._stopping = threading.Event()
         self.connected = threading.Event()
         self._lock = threading.Lock()
@@ -138,6 +142,7 @@ class MqttClient:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     # -- lifecycle ------------------------------------------------------------
@@ -245,6 +250,7 @@ class MqttClient:
         self._client.subscribe([(topic, 1) for topic in self._topics.subscriptions])
         self._client.publish(self._topics.status, b"online", qos=1, retain=True)
         self.connected.set()
+        self._on_connected()
         log.info(
             "mqtt_connected",
             host=self._config.host,
@@ -280,6 +286,14 @@ class MqttClient:
         except Exception as error:
             log.exception("mqtt_callback_failed", callback="on_message", error=str(error))
 
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        try:
+            self._on_published(mid)
+        except Exception as error:
+            log.exception("mqtt_callback_failed", callback="on_publish", error=str(error))
+
     # -- used by the daemon's core thread ---------------------------------------
 
     def ack(self, token: AckToken) -> None:
@@ -290,9 +304,12 @@ class MqttClient:
             if token.generation == self._generation:
                 self._client.ack(token.mid, token.qos)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
-        """Queue a publish; paho keeps QoS 1 messages across reconnects."""
-        self._client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Queue a publish and return its message id; ``on_published`` gets it on PUBACK.
+
+        paho keeps unacknowledged QoS 1 messages and resends them after a reconnect.
+        """
+        return int(self._client.publish(topic, payload, qos=qos, retain=retain).mid)
 
 
 def _topic_text(msg: paho.MQTTMessage) -> str:

@@ -2,7 +2,8 @@
 
 import re
 import sqlite3
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -12,49 +13,81 @@ log = structlog.get_logger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
+Migration = tuple[int, str]
 
-def _migrations() -> list[tuple[int, str]]:
+
+class MigrationError(RuntimeError):
+    """The migrations or the file's schema version rule out an upgrade."""
+
+
+def _migrations() -> list[Migration]:
     folder = resources.files("needlecare_integrations.store") / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
+    return _checked(found)
+
+
+def _checked(migrations: Sequence[Migration]) -> list[Migration]:
+    found = sorted(migrations)
     numbers = [number for number, _ in found]
     if numbers != list(range(1, len(found) + 1)):
         msg = f"migrations must be numbered 1..n without gaps, found {numbers}"
-        raise RuntimeError(msg)
+        raise MigrationError(msg)
     return found
 
 
 SCHEMA_VERSION = len(_migrations())
 
 
-def migrate(conn: sqlite3.Connection, path: Path, *, backup: bool, now: datetime) -> int:
-    """Bring the schema to SCHEMA_VERSION; return the version found before.
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path,
+    *,
+    backup: bool,
+    now: datetime,
+    migrations: Sequence[Migration] | None = None,
+) -> int:
+    """Bring the schema to the newest migration; return the version found before.
 
-    A database that already holds data is copied next to itself first, so a
-    failed or unwanted upgrade can be undone by hand.
+    ``migrations`` defaults to the ones shipped with the package (SCHEMA_VERSION);
+    tests hand in their own. A database that already holds data is copied next to
+    itself first, so a failed or unwanted upgrade can be undone by hand.
     """
+    steps = _migrations() if migrations is None else _checked(migrations)
+    newest = len(steps)
     current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if current > SCHEMA_VERSION:
-        msg = f"{path} has schema {current}, newer than this release's {SCHEMA_VERSION}"
-        raise RuntimeError(msg)
-    pending = [(n, sql) for n, sql in _migrations() if n > current]
+    if current > newest:
+        msg = f"{path} has schema {current}, newer than this release's {newest}"
+        raise MigrationError(msg)
+    pending = [(n, sql) for n, sql in steps if n > current]
     if not pending:
         return current
     if backup and current > 0:
         _backup(conn, path, current, now)
     for number, sql in pending:
-        # executescript commits any open transaction; BEGIN makes each migration atomic.
-        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+        _apply(conn, number, sql)
         log.info("store_migrated", path=str(path), version=number)
     return current
 
 
+def _apply(conn: sqlite3.Connection, number: int, sql: str) -> None:
+    """Run one migration atomically: all of it and the new user_version, or nothing."""
+    try:
+        # executescript commits any open transaction; BEGIN makes each migration atomic.
+        # A script that fails half-way leaves that transaction open: end it below.
+        conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _backup(conn: sqlite3.Connection, path: Path, version: int, now: datetime) -> None:
-    target = path.with_name(f"{path.name}.bak-v{version}-{now:%Y%m%dT%H%M%SZ}")
+    stamp = now.astimezone(UTC)
+    target = path.with_name(f"{path.name}.bak-v{version}-{stamp:%Y%m%dT%H%M%SZ}")
     with sqlite3.connect(target) as copy:
         conn.backup(copy)
     copy.close()

@@ -20,8 +20,9 @@ from needlecare.domain.records import (
     ProductRecord,
     SkinCheckRecord,
 )
-from needlecare.domain.sessions import Session, SessionStatus
-from needlecare_integrations.store.migrations import SCHEMA_VERSION, migrate
+from needlecare.domain.sessions import Session, SessionStatus, needs_aftercare
+from needlecare_integrations.store.migrations import SCHEMA_VERSION, MigrationError, migrate
+from needlecare_integrations.store.reminder_tables import OutboxTable, ReminderTable
 
 
 class StoreError(RuntimeError):
@@ -72,10 +73,13 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self.reminders = ReminderTable(self._run, to_db, from_db)
+        self.outbox = OutboxTable(self._run, to_db, from_db)
 
     @classmethod
     def open(cls, path: Path, *, now: datetime, backup: bool = True) -> "SqliteStore":
         """Open for writing, creating and migrating the file as needed."""
+        conn: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -85,7 +89,9 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA busy_timeout = 5000")
             migrate(conn, path, backup=backup, now=now)
-        except (sqlite3.Error, OSError) as error:
+        except (sqlite3.Error, OSError, MigrationError) as error:
+            if conn is not None:
+                conn.close()
             msg = f"cannot open the store at {path}: {error}"
             raise StoreError(msg) from error
         return cls(conn, path)
@@ -97,10 +103,16 @@ class SqliteStore:
             msg = f"no store at {path}: start the daemon once, or point store.path at it"
             raise StoreError(msg)
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 5000")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 5000")
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as error:
+            conn.close()
+            msg = f"cannot read the store at {path}: {error}"
+            raise StoreError(msg) from error
         if version != SCHEMA_VERSION:
+            conn.close()
             msg = f"{path} has schema {version}, this release reads {SCHEMA_VERSION}"
             raise StoreError(msg)
         return cls(conn, path)
@@ -307,6 +319,27 @@ class SqliteStore:
                 received_at=from_db(row["received_at"]),
                 payload=row["payload"],
             )
+
+    def last_treated_session(self, profile: str, *, exclude: str | None) -> Session | None:
+        """The profile's newest closed session whose skin was treated."""
+        rows = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE profile = ?"  # noqa: S608
+            " AND status != 'open' AND id IS NOT ? ORDER BY coalesce(ended_at, last_seen_at) DESC"
+            " LIMIT 20",
+            (profile, exclude),
+        )
+        for row in rows:
+            session = _session(row)
+            if needs_aftercare(session):
+                return session
+        return None
+
+    def last_event_at(self, profile: str, event_type: str) -> datetime | None:
+        row = self._run(
+            "SELECT max(occurred_at) FROM events WHERE profile = ? AND type = ?",
+            (profile, event_type),
+        ).fetchone()
+        return None if row[0] is None else from_db(row[0])
 
     def has_event(self, event_id: str) -> bool:
         row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()

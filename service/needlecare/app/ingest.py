@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from needlecare.app.aftercare import Aftercare
 from needlecare.app.inbound import InboundMessage
 from needlecare.app.ports import JournalStore, StoreUnavailableError
 from needlecare.config import NeedlecareConfig
@@ -21,10 +22,17 @@ from needlecare.domain.events import (
     COMMANDS,
     DEVICE_EVENTS,
     MIRROR_EVENTS,
+    AckAllCommand,
+    AckCommand,
     Heartbeat,
     LogSession,
+    MirrorAck,
+    MirrorSnooze,
+    Presence,
     ProductApplied,
+    SessionStarted,
     SkinCheck,
+    SnoozeCommand,
     describe_validation_error,
 )
 from needlecare.domain.records import (
@@ -54,13 +62,23 @@ _PARSERS: dict[Source, TypeAdapter[Any]] = {
 class Ingest:
     """Records inbound messages in the journal."""
 
-    def __init__(self, *, store: JournalStore, config: NeedlecareConfig, topics: Topics) -> None:
+    def __init__(
+        self,
+        *,
+        store: JournalStore,
+        config: NeedlecareConfig,
+        topics: Topics,
+        aftercare: Aftercare,
+    ) -> None:
         self._store = store
         self._config = config
         self._topics = topics
+        self._care = aftercare
+        self._now = datetime.min.replace(tzinfo=UTC)
 
-    def handle(self, messages: Sequence[InboundMessage]) -> None:
+    def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
+        self._now = now
         with self._store.transaction():
             for message in messages:
                 self._handle_one(message)
@@ -118,33 +136,65 @@ class Ingest:
         return named
 
     def _apply(self, where: InboundTopic, payload: BaseModel, record: EventRecord) -> None:
-        at = record.occurred_at
         if where.source is Source.DEVICE:
             self._apply_device(where.slug, payload, record)
-        elif isinstance(payload, SkinCheck):
+        elif where.source is Source.MIRROR:
+            self._apply_mirror(where.slug, payload, record)
+        elif record.profile is not None:
+            self._apply_command(record.profile, payload, record)
+
+    def _apply_mirror(self, mirror_id: str, payload: BaseModel, record: EventRecord) -> None:
+        at, now, event_id = record.occurred_at, self._now, record.event_id
+        if isinstance(payload, SkinCheck):
             self._store.add_skin_check(
-                SkinCheckRecord(record.event_id, payload.profile, at, payload.redness, payload.note)
+                SkinCheckRecord(event_id, payload.profile, at, payload.redness, payload.note)
+            )
+            self._care.skin_checked(
+                event_id=event_id, profile=payload.profile, redness=payload.redness, at=at, now=now
             )
         elif isinstance(payload, ProductApplied):
             self._store.add_product(
-                ProductRecord(
-                    record.event_id, payload.profile, at, payload.product, payload.ingredients
-                )
+                ProductRecord(event_id, payload.profile, at, payload.product, payload.ingredients)
             )
-        elif isinstance(payload, LogSession) and record.profile is not None:
+            self._care.product_applied(
+                event_id=event_id,
+                profile=payload.profile,
+                product=payload.product,
+                ingredients=payload.ingredients,
+                at=at,
+                now=now,
+            )
+        elif isinstance(payload, Presence):
+            self._care.presence(
+                event_id=event_id, profile=payload.profile, mirror_id=mirror_id, now=now
+            )
+        elif isinstance(payload, MirrorAck):
+            self._care.acknowledge(payload.reminder_id, now, profile=payload.profile)
+        elif isinstance(payload, MirrorSnooze):
+            self._care.snooze(payload.reminder_id, payload.minutes, now, profile=payload.profile)
+
+    def _apply_command(self, profile: str, payload: BaseModel, record: EventRecord) -> None:
+        now = self._now
+        if isinstance(payload, LogSession):
             session = rules.logged_session(
-                payload, event_id=record.event_id, profile=record.profile, at=at
+                payload, event_id=record.event_id, profile=profile, at=record.occurred_at
             )
             self._store.save_session(session)
-            log.info("session_recorded", session_id=session.id, profile=session.profile)
+            log.info("session_recorded", session_id=session.id, profile=profile, source="manual")
+            self._care.session_saved(session, now)
+        elif isinstance(payload, AckCommand):
+            self._care.acknowledge(payload.reminder_id, now, profile=profile)
+        elif isinstance(payload, AckAllCommand):
+            self._care.acknowledge_all(profile, now)
+        elif isinstance(payload, SnoozeCommand):
+            self._care.snooze(payload.reminder_id, payload.minutes, now, profile=profile)
 
     def _apply_device(self, device_id: str, payload: BaseModel, record: EventRecord) -> None:
         if not isinstance(payload, rules.DeviceSessionEvent) or record.profile is None:
             return
         ctx = rules.DeviceContext(device_id, record.profile, record.occurred_at)
-        for session in rules.apply_device_event(
-            payload, ctx, self._store.latest_session(device_id)
-        ):
+        latest = self._store.latest_session(device_id)
+        for session in rules.apply_device_event(payload, ctx, latest):
             self._store.save_session(session)
             log.info(
                 "session_recorded",
@@ -153,6 +203,16 @@ class Ingest:
                 profile=session.profile,
                 status=session.status.value,
             )
+            if not session.is_open:
+                self._care.session_saved(session, self._now)
+            elif isinstance(payload, SessionStarted):
+                device = self._config.devices.get(device_id)
+                self._care.session_started(
+                    session,
+                    event_id=record.event_id,
+                    depth_limit=device.max_needle_depth_mm if device else None,
+                    now=self._now,
+                )
         battery = payload.battery_pct if isinstance(payload, Heartbeat) else None
         uses = payload.cartridge_uses if isinstance(payload, Heartbeat) else None
         self._store.touch_device(DeviceSeen(device_id, record.occurred_at, battery, uses))
@@ -172,12 +232,12 @@ class Ingest:
     # -- time-driven work ------------------------------------------------------
 
     def expire_sessions(self, now: datetime) -> None:
-        """Close sessions whose device went quiet for longer than the timeout."""
+        """Close sessions whose device went quiet for too long (inside the caller's transaction)."""
         timeout = self._config.sessions.timeout
-        with self._store.transaction():
-            for session in rules.expire_sessions(self._store.open_sessions(), timeout, now):
-                self._store.save_session(session)
-                log.info("session_end_inferred", session_id=session.id, device_id=session.device_id)
+        for session in rules.expire_sessions(self._store.open_sessions(), timeout, now):
+            self._store.save_session(session)
+            log.info("session_end_inferred", session_id=session.id, device_id=session.device_id)
+            self._care.session_saved(session, now)
 
     def next_wake(self) -> datetime | None:
         """When time-driven work is next due."""

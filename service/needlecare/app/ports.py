@@ -5,8 +5,10 @@ Adapters in ``needlecare_integrations`` implement these; unit tests use fakes.
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
+from needlecare.domain.outbox import OutboxItem
 from needlecare.domain.records import (
     DeadLetter,
     DeviceSeen,
@@ -14,6 +16,7 @@ from needlecare.domain.records import (
     ProductRecord,
     SkinCheckRecord,
 )
+from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
 
 
@@ -65,3 +68,61 @@ class JournalReader(Protocol):
     def skin_checks(self, profile: str | None = None) -> list[SkinCheckRecord]: ...
 
     def iter_events(self) -> Iterator[EventRecord]: ...
+
+
+class ReminderRepository(Protocol):
+    """Reminders by id, due time, profile and session."""
+
+    def save(self, reminder: Reminder) -> None: ...
+
+    def get(self, reminder_id: str) -> Reminder | None: ...
+
+    def due(self, now: datetime, limit: int = 500) -> list[Reminder]: ...
+
+    def escalations_due(self, now: datetime) -> list[Reminder]: ...
+
+    def next_due_at(self) -> datetime | None: ...
+
+    def next_check_at(self) -> datetime | None: ...
+
+    def next_expiry_after(self, now: datetime) -> datetime | None: ...
+
+    def delivered(self, profile: str) -> list[Reminder]: ...
+
+    def waiting_for_profile(self, profile: str) -> list[Reminder]: ...
+
+
+class OutboxRepository(Protocol):
+    """Deliveries written with the change that caused them, sent afterwards."""
+
+    def add(self, item: OutboxItem) -> bool: ...
+
+    def ready(
+        self, now: datetime, channels: tuple[str, ...], limit: int = 200
+    ) -> list[OutboxItem]: ...
+
+    def next_not_before(self, channels: tuple[str, ...]) -> datetime | None: ...
+
+    def mark_sent(self, item_id: int, now: datetime) -> None: ...
+
+    def mark_failed(self, item_id: int, error: str, *, retry_at: datetime | None) -> None: ...
+
+    def cancel_for_reminder(self, reminder_id: str) -> int: ...
+
+
+class AftercareStore(Protocol):
+    """What aftercare planning and delivery read and write."""
+
+    @property
+    def reminders(self) -> ReminderRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    def last_treated_session(self, profile: str, *, exclude: str | None) -> Session | None:
+        """The profile's newest closed session that needs aftercare."""
+        ...
+
+    def last_event_at(self, profile: str, event_type: str) -> datetime | None:
+        """When the profile's newest event of this type happened."""
+        ...

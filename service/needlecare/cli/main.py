@@ -112,6 +112,108 @@ def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> No
     click.echo(output.table(headers, rows))
 
 
+REMINDER_STATUSES = ("pending", "sent", "late", "acked", "snoozed", "missed", "cancelled")
+
+
+@cli.command()
+@config_option
+@click.option("--profile", default=None, help="Only this profile's reminders.")
+@click.option(
+    "--status", type=click.Choice(REMINDER_STATUSES), default=None, help="Only this status."
+)
+@json_option
+def reminders(
+    config_path: Path | None, profile: str | None, status: str | None, as_json: bool
+) -> None:
+    """List reminders with due time, channels and status."""
+    config = load_or_exit(config_path)
+    found = _reader(config).reminders.listing(profile, status)
+    if as_json:
+        click.echo(output.to_json(output.reminder_row(r) for r in found))
+        return
+    rows = [
+        (
+            r.id,
+            r.profile,
+            r.kind,
+            _local(config, r.profile, r.due_at),
+            ",".join(c.value for c in r.channels),
+            r.status.value,
+            r.title,
+        )
+        for r in found
+    ]
+    click.echo(output.table(("id", "profile", "kind", "due", "channels", "status", "title"), rows))
+
+
+@cli.command()
+@config_option
+@click.argument("reminder_id")
+@click.option(
+    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
+)
+def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
+    """Acknowledge a reminder everywhere (mirror, Home Assistant)."""
+    _send_reminder_command(config_path, reminder_id, {"action": "ack"}, wait)
+
+
+@cli.command()
+@config_option
+@click.argument("reminder_id")
+@click.option(
+    "--minutes", type=click.IntRange(1, 1440), required=True, help="Deliver again in N minutes."
+)
+@click.option(
+    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
+)
+def snooze(config_path: Path | None, reminder_id: str, minutes: int, wait: float) -> None:
+    """Snooze a reminder for N minutes."""
+    _send_reminder_command(config_path, reminder_id, {"action": "snooze", "minutes": minutes}, wait)
+
+
+def _send_reminder_command(
+    config_path: Path | None, reminder_id: str, command: dict[str, Any], wait: float
+) -> None:
+    from needlecare.cli.commands import send_command  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    reminder = _reader(config).reminders.get(reminder_id)
+    if reminder is None:
+        raise click.BadParameter(f"no reminder {reminder_id!r}", param_hint="REMINDER_ID")
+    body = {**command, "reminder_id": reminder_id, "event_id": f"cli-{uuid.uuid4().hex}"}
+    sys.exit(send_command(config, reminder.profile, body, wait=wait))
+
+
+@cli.command()
+@config_option
+@click.option("--all", "show_all", is_flag=True, help="Include sent and cancelled deliveries.")
+@json_option
+def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
+    """Show deliveries waiting to go out, and why they wait."""
+    config = load_or_exit(config_path)
+    items = _reader(config).outbox.listing(None if show_all else "pending")
+    if as_json:
+        click.echo(output.to_json(output.record(i) for i in items))
+        return
+    rows = [
+        (
+            i.id,
+            i.channel,
+            output.printable(i.target, 40),
+            i.status.value,
+            i.not_before,
+            i.attempts,
+            i.last_error,
+        )
+        for i in items
+    ]
+    click.echo(
+        output.table(
+            ("id", "channel", "target", "status", "not before", "tries", "last error"), rows
+        )
+    )
+
+
 @cli.command("dead-letters")
 @config_option
 @json_option
@@ -135,7 +237,7 @@ def dead_letters(config_path: Path | None, as_json: bool) -> None:
     click.echo(output.table(("id", "received", "topic", "reason", "payload"), rows))
 
 
-EXPORT_TABLES = ("sessions", "skin_checks")
+EXPORT_TABLES = ("sessions", "skin_checks", "reminders")
 
 
 @cli.command()
@@ -153,12 +255,13 @@ EXPORT_TABLES = ("sessions", "skin_checks")
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
 )
 def export(config_path: Path | None, fmt: str, table: str | None, out: Path | None) -> None:
-    """Export sessions and skin checks as JSON or CSV."""
+    """Export sessions, skin checks and reminders as JSON or CSV."""
     config = load_or_exit(config_path)
     reader = _reader(config)
     data = {
         "sessions": [output.session_row(s) for s in reader.sessions()],
         "skin_checks": [output.record(c) for c in reader.skin_checks()],
+        "reminders": [output.reminder_row(r) for r in reader.reminders.listing(None, None)],
     }
     if fmt == "csv":
         text = output.to_csv(data[table or "sessions"])

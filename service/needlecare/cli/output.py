@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from needlecare.domain.records import DeadLetter
+from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
 
 
@@ -71,6 +72,16 @@ def _cell(value: object) -> str:
 def session_row(session: Session) -> dict[str, Any]:
     """The JSON shape of a session (PRODUCT §5)."""
     return record(session)
+
+
+def reminder_row(reminder: Reminder) -> dict[str, Any]:
+    """The JSON shape of a reminder (PRODUCT §5), escalation flattened."""
+    row = record(reminder)
+    row["escalation"] = [
+        {"after_s": e.after.total_seconds(), "channels": [c.value for c in e.channels]}
+        for e in reminder.escalation
+    ]
+    return row
 
 
 def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:

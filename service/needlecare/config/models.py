@@ -22,6 +22,8 @@ from needlecare.config._types import (
     located_error,
     reject_unquoted_time,
 )
+from needlecare.domain.protocol import ProtocolConfig
+from needlecare.domain.protocol_steps import Channel
 from needlecare.domain.slugs import Slug
 
 ENV_PREFIX = "NEEDLECARE_"
@@ -138,6 +140,10 @@ class QuietHours(BaseModel):
 
     start: time = Field(default=time(22, 0), description='Start of quiet time, "HH:MM" local.')
     end: time = Field(default=time(7, 0), description='End of quiet time, "HH:MM" local.')
+    defer: list[Channel] = Field(
+        default_factory=lambda: [Channel.VOICE],
+        description="Channels that wait until quiet hours end (the others deliver at once).",
+    )
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -213,6 +219,24 @@ class SessionsConfig(BaseModel):
         return value
 
 
+class RemindersConfig(BaseModel):
+    """Section ``reminders``: what happens to reminders that fall due while the daemon is down."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    late_after: timedelta = Field(
+        default=timedelta(minutes=2),
+        ge=timedelta(0),
+        description="A reminder delivered more than this after its time is marked late.",
+    )
+    grace: timedelta = Field(
+        default=timedelta(hours=12),
+        ge=timedelta(0),
+        description="A reminder more than this overdue is not delivered but recorded as "
+        "missed, and summarised once.",
+    )
+
+
 class LoggingConfig(BaseModel):
     """Section ``logging``."""
 
@@ -255,6 +279,13 @@ class NeedlecareConfig(BaseSettings):
     )
     sessions: SessionsConfig = Field(
         default_factory=SessionsConfig, description="Session grouping."
+    )
+    reminders: RemindersConfig = Field(
+        default_factory=RemindersConfig, description="Late and missed reminders."
+    )
+    protocol: ProtocolConfig | None = Field(
+        default=None,
+        description="Changes to the built-in care protocol; absent uses the defaults.",
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
 

@@ -1,0 +1,267 @@
+"""Reminder and outbox tables, sharing the journal's single writer connection."""
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from needlecare.domain.outbox import OutboxItem, OutboxStatus
+from needlecare.domain.protocol import Channel, Escalation, Severity
+from needlecare.domain.reminders import Reminder, ReminderStatus
+
+Run = Callable[..., sqlite3.Cursor]
+ToDb = Callable[[datetime], str]
+FromDb = Callable[[str], datetime]
+
+_REMINDER_FIELDS = (
+    "id", "session_id", "profile", "kind", "title", "message", "severity", "channels",
+    "needs_ack", "escalation", "status", "due_at", "planned_at", "created_at", "expires_at",
+    "delivered_at", "acked_at", "escalation_level", "next_check_at", "rounds",
+)  # fmt: skip
+_REMINDER_COLUMNS = ", ".join(_REMINDER_FIELDS)
+_OUTBOX_FIELDS = (
+    "id", "key", "channel", "target", "payload", "reminder_id", "profile", "not_before",
+    "created_at", "status", "attempts", "last_error", "sent_at",
+)  # fmt: skip
+_OUTBOX_COLUMNS = ", ".join(_OUTBOX_FIELDS)
+
+
+class ReminderTable:
+    """Reminders: upserted whole, found by due time, profile or session."""
+
+    def __init__(self, run: Run, to_db: ToDb, from_db: FromDb) -> None:
+        self._run = run
+        self._to_db = to_db
+        self._from_db = from_db
+
+    def _opt(self, moment: datetime | None) -> str | None:
+        return None if moment is None else self._to_db(moment)
+
+    def save(self, reminder: Reminder) -> None:
+        values: dict[str, Any] = {
+            "id": reminder.id,
+            "session_id": reminder.session_id,
+            "profile": reminder.profile,
+            "kind": reminder.kind,
+            "title": reminder.title,
+            "message": reminder.message,
+            "severity": reminder.severity.value,
+            "channels": json.dumps([c.value for c in reminder.channels]),
+            "needs_ack": int(reminder.needs_ack),
+            "escalation": json.dumps(
+                [
+                    {"after_s": e.after.total_seconds(), "channels": [c.value for c in e.channels]}
+                    for e in reminder.escalation
+                ]
+            ),
+            "status": reminder.status.value,
+            "due_at": self._to_db(reminder.due_at),
+            "planned_at": self._to_db(reminder.planned_at),
+            "created_at": self._to_db(reminder.created_at),
+            "expires_at": self._opt(reminder.expires_at),
+            "delivered_at": self._opt(reminder.delivered_at),
+            "acked_at": self._opt(reminder.acked_at),
+            "escalation_level": reminder.escalation_level,
+            "next_check_at": self._opt(reminder.next_check_at),
+            "rounds": reminder.rounds,
+        }
+        names = ", ".join(values)
+        marks = ", ".join(f":{name}" for name in values)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in values if name != "id")
+        self._run(
+            f"INSERT INTO reminders ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
+            f" ON CONFLICT (id) DO UPDATE SET {updates}",
+            values,
+        )
+
+    def get(self, reminder_id: str) -> Reminder | None:
+        rows = self._select("WHERE id = ?", (reminder_id,))
+        return rows[0] if rows else None
+
+    def due(self, now: datetime, limit: int = 500) -> list[Reminder]:
+        """Waiting reminders whose time has come, earliest first."""
+        return self._select(
+            "WHERE status IN ('pending', 'snoozed') AND due_at <= ? ORDER BY due_at LIMIT ?",
+            (self._to_db(now), limit),
+        )
+
+    def escalations_due(self, now: datetime) -> list[Reminder]:
+        return self._select(
+            "WHERE next_check_at IS NOT NULL AND next_check_at <= ? ORDER BY next_check_at",
+            (self._to_db(now),),
+        )
+
+    def next_due_at(self) -> datetime | None:
+        return self._min("SELECT min(due_at) FROM reminders WHERE status IN ('pending', 'snoozed')")
+
+    def next_check_at(self) -> datetime | None:
+        return self._min("SELECT min(next_check_at) FROM reminders WHERE next_check_at IS NOT NULL")
+
+    def next_expiry_after(self, now: datetime) -> datetime | None:
+        return self._min(
+            "SELECT min(expires_at) FROM reminders WHERE status IN ('sent', 'late')"
+            " AND expires_at > ?",
+            (self._to_db(now),),
+        )
+
+    def delivered(self, profile: str) -> list[Reminder]:
+        """Delivered and unanswered (the caller drops the expired ones)."""
+        return self._select(
+            "WHERE profile = ? AND status IN ('sent', 'late') ORDER BY seq", (profile,)
+        )
+
+    def waiting_for_profile(self, profile: str) -> list[Reminder]:
+        return self._select(
+            "WHERE profile = ? AND status IN ('pending', 'snoozed') ORDER BY due_at", (profile,)
+        )
+
+    def for_session(self, session_id: str) -> list[Reminder]:
+        return self._select("WHERE session_id = ? ORDER BY seq", (session_id,))
+
+    def listing(self, profile: str | None, status: str | None) -> list[Reminder]:
+        return self._select(
+            "WHERE (:profile IS NULL OR profile = :profile)"
+            " AND (:status IS NULL OR status = :status) ORDER BY due_at, seq",
+            {"profile": profile, "status": status},
+        )
+
+    def _min(self, sql: str, params: tuple[Any, ...] = ()) -> datetime | None:
+        value = self._run(sql, params).fetchone()[0]
+        return None if value is None else self._from_db(value)
+
+    def _select(self, where: str, params: tuple[Any, ...] | dict[str, Any]) -> list[Reminder]:
+        rows = self._run(f"SELECT {_REMINDER_COLUMNS} FROM reminders {where}", params)  # noqa: S608
+        return [self._reminder(row) for row in rows]
+
+    def _reminder(self, row: sqlite3.Row) -> Reminder:
+        def opt(name: str) -> datetime | None:
+            return None if row[name] is None else self._from_db(row[name])
+
+        return Reminder(
+            id=row["id"],
+            session_id=row["session_id"],
+            profile=row["profile"],
+            kind=row["kind"],
+            title=row["title"],
+            message=row["message"],
+            severity=Severity(row["severity"]),
+            channels=tuple(Channel(c) for c in json.loads(row["channels"])),
+            needs_ack=bool(row["needs_ack"]),
+            escalation=tuple(
+                Escalation(
+                    after=timedelta(seconds=e["after_s"]),
+                    channels=tuple(Channel(c) for c in e["channels"]),
+                )
+                for e in json.loads(row["escalation"])
+            ),
+            status=ReminderStatus(row["status"]),
+            due_at=self._from_db(row["due_at"]),
+            planned_at=self._from_db(row["planned_at"]),
+            created_at=self._from_db(row["created_at"]),
+            expires_at=opt("expires_at"),
+            delivered_at=opt("delivered_at"),
+            acked_at=opt("acked_at"),
+            escalation_level=row["escalation_level"],
+            next_check_at=opt("next_check_at"),
+            rounds=row["rounds"],
+        )
+
+
+class OutboxTable:
+    """Deliveries waiting to be sent, in the order they were written."""
+
+    def __init__(self, run: Run, to_db: ToDb, from_db: FromDb) -> None:
+        self._run = run
+        self._to_db = to_db
+        self._from_db = from_db
+
+    def add(self, item: OutboxItem) -> bool:
+        """Queue a delivery; False when one with the same key exists already."""
+        cursor = self._run(
+            "INSERT OR IGNORE INTO outbox (key, channel, target, payload, reminder_id, profile,"
+            " not_before, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (
+                item.key,
+                item.channel,
+                item.target,
+                item.payload,
+                item.reminder_id,
+                item.profile,
+                self._to_db(item.not_before),
+                self._to_db(item.created_at),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def ready(self, now: datetime, channels: tuple[str, ...], limit: int = 200) -> list[OutboxItem]:
+        marks = ", ".join("?" for _ in channels)
+        return self._select(
+            f"WHERE status = 'pending' AND not_before <= ? AND channel IN ({marks})"
+            " ORDER BY id LIMIT ?",
+            (self._to_db(now), *channels, limit),
+        )
+
+    def next_not_before(self, channels: tuple[str, ...]) -> datetime | None:
+        marks = ", ".join("?" for _ in channels)
+        value = self._run(
+            f"SELECT min(not_before) FROM outbox WHERE status = 'pending'"  # noqa: S608
+            f" AND channel IN ({marks})",
+            channels,
+        ).fetchone()[0]
+        return None if value is None else self._from_db(value)
+
+    def mark_sent(self, item_id: int, now: datetime) -> None:
+        self._run(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1"
+            " WHERE id = ? AND status = 'pending'",
+            (self._to_db(now), item_id),
+        )
+
+    def mark_failed(self, item_id: int, error: str, *, retry_at: datetime | None) -> None:
+        """Record a failed attempt; retry at ``retry_at``, or give up when None."""
+        if retry_at is None:
+            self._run(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (error, item_id),
+            )
+            return
+        self._run(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, not_before = ?"
+            " WHERE id = ?",
+            (error, self._to_db(retry_at), item_id),
+        )
+
+    def cancel_for_reminder(self, reminder_id: str) -> int:
+        cursor = self._run(
+            "UPDATE outbox SET status = 'cancelled' WHERE reminder_id = ? AND status = 'pending'",
+            (reminder_id,),
+        )
+        return cursor.rowcount
+
+    def listing(self, status: str | None = None) -> list[OutboxItem]:
+        return self._select(
+            "WHERE (:status IS NULL OR status = :status) ORDER BY id", {"status": status}
+        )
+
+    def _select(self, where: str, params: tuple[Any, ...] | dict[str, Any]) -> list[OutboxItem]:
+        rows = self._run(f"SELECT {_OUTBOX_COLUMNS} FROM outbox {where}", params)  # noqa: S608
+        return [
+            OutboxItem(
+                id=row["id"],
+                key=row["key"],
+                channel=row["channel"],
+                target=row["target"],
+                payload=row["payload"],
+                reminder_id=row["reminder_id"],
+                profile=row["profile"],
+                not_before=self._from_db(row["not_before"]),
+                created_at=self._from_db(row["created_at"]),
+                status=OutboxStatus(row["status"]),
+                attempts=row["attempts"],
+                last_error=row["last_error"],
+                sent_at=None if row["sent_at"] is None else self._from_db(row["sent_at"]),
+            )
+            for row in rows
+        ]

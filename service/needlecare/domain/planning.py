@@ -1,0 +1,378 @@
+"""Planning: the reminders a session's aftercare needs, and the immediate guards.
+
+Pure functions of (session, protocol, profile, now). Ids derive from the session or
+the triggering event, so planning again, or a redelivered trigger, yields the same
+reminders rather than duplicates.
+"""
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeGuard
+from zoneinfo import ZoneInfo
+
+from needlecare.domain.localtime import QuietWindow, human_local, local_date, local_datetime
+from needlecare.domain.protocol import (
+    PLAN_STEPS,
+    CareProtocol,
+    Channel,
+    Escalation,
+    Severity,
+    Step,
+    ingredient_classes,
+)
+from needlecare.domain.sessions import Session, needs_aftercare
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReminder:
+    """One prompt to deliver at ``due_at`` (UTC)."""
+
+    id: str
+    session_id: str | None
+    profile: str
+    kind: str
+    title: str
+    message: str
+    severity: Severity
+    channels: tuple[Channel, ...]
+    needs_ack: bool
+    due_at: datetime
+    expires_at: datetime | None
+    escalation: tuple[Escalation, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileContext:
+    """What planning needs to know about the person: name, time zone, quiet hours."""
+
+    name: str
+    zone: ZoneInfo
+    quiet: QuietWindow
+
+
+class MissedReminder(Protocol):
+    """Anything with the fields the missed summary lists (a stored reminder will do)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def due_at(self) -> datetime: ...
+
+
+def reminder_id(*parts: str) -> str:
+    """A stable id from ``parts``: the same parts always give the same id."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return "rem_" + digest[:16]
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with known ``{name}`` placeholders replaced.
+
+    A user's message may hold unknown placeholders or stray braces; they stay as
+    written instead of failing the whole plan as ``str.format`` would.
+    """
+    return _PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
+
+
+def window_for(session: Session, protocol: CareProtocol) -> tuple[datetime, datetime]:
+    """When the next-session window opens and closes after ``session`` (UTC)."""
+    end = _end(session)
+    return end + protocol.window_open_after, end + protocol.window_close_after
+
+
+def recovery_day(last_end: datetime, now: datetime, zone: ZoneInfo) -> int:
+    """Local calendar days since the session end: 0 on the day itself, never negative."""
+    return max(0, (local_date(now, zone) - local_date(last_end, zone)).days)
+
+
+def plan_session(
+    session: Session, protocol: CareProtocol, profile: ProfileContext, now: datetime
+) -> list[PlannedReminder]:
+    """The aftercare reminders of a closed session that needs aftercare, by due time.
+
+    Steps already due more than ``plan_grace`` ago (a session logged days later)
+    and prompts that would already have vanished are left out.
+    """
+    if session.ended_at is None or not needs_aftercare(session):
+        return []
+    values = session_values(session, protocol, profile.zone, profile.name)
+    cutoff = now - protocol.plan_grace
+    planned = []
+    for name in PLAN_STEPS:
+        step = protocol.step(name)
+        if not step.enabled:
+            continue
+        due = step_due(step, session, protocol, profile.zone)
+        rid = reminder_id(session.id, step.kind)
+        reminder = _reminder(
+            step, rid, session_id=session.id, profile=profile, due=due, values=values
+        )
+        if due >= cutoff and (reminder.expires_at is None or reminder.expires_at > now):
+            planned.append(reminder)
+    return sorted(planned, key=lambda reminder: reminder.due_at)
+
+
+def step_due(step: Step, session: Session, protocol: CareProtocol, zone: ZoneInfo) -> datetime:
+    """When a plan step of ``session`` is due, in UTC."""
+    end = _end(session)
+    if step.kind == "actives_resume":
+        return end + protocol.actives_pause
+    if step.offset is not None:
+        return end + step.offset
+    if step.day is None or step.at is None:
+        msg = f"step {step.kind} has no time of its own"
+        raise ValueError(msg)
+    return local_datetime(local_date(end, zone) + timedelta(days=step.day), step.at, zone)
+
+
+def session_values(
+    session: Session, protocol: CareProtocol, zone: ZoneInfo, profile: str
+) -> dict[str, str]:
+    """Placeholder values every step of ``session`` may use, as local times."""
+    start, end = window_for(session, protocol)
+    return {
+        "profile": profile,
+        "until": human_local(_end(session) + protocol.actives_pause, zone),
+        "window_start": human_local(start, zone),
+        "window_end": human_local(end, zone),
+    }
+
+
+def too_soon(
+    started: Session,
+    previous: Session | None,
+    protocol_for_previous: CareProtocol,
+    profile: ProfileContext,
+    now: datetime,
+) -> PlannedReminder | None:
+    """A warning when ``started`` began before the window after ``previous`` opened."""
+    if started.started_at is None or not _treated(previous) or previous.id == started.id:
+        return None
+    window_start, _ = window_for(previous, protocol_for_previous)
+    if started.started_at >= window_start:
+        return None
+    values = session_values(previous, protocol_for_previous, profile.zone, profile.name)
+    return _guard(
+        "too_soon",
+        started.id,
+        session_id=started.id,
+        protocol=protocol_for_previous,
+        profile=profile,
+        now=now,
+        values=values,
+    )
+
+
+def depth_limit(
+    started: Session,
+    limit_mm: float | None,
+    profile: ProfileContext,
+    protocol: CareProtocol,
+    now: datetime,
+) -> PlannedReminder | None:
+    """A warning when ``started`` reports a needle depth above the device's limit."""
+    depth = started.needle_depth_mm
+    if limit_mm is None or depth is None or depth <= limit_mm:
+        return None
+    values = {"depth": f"{depth:g}", "limit": f"{limit_mm:g}"}
+    return _guard(
+        "depth_limit",
+        started.id,
+        session_id=started.id,
+        protocol=protocol,
+        profile=profile,
+        now=now,
+        values=values,
+    )
+
+
+def restricted_product(
+    event_id: str,
+    product: str,
+    ingredients: Iterable[str],
+    *,
+    last_session: Session | None,
+    protocol: CareProtocol,
+    profile: ProfileContext,
+    now: datetime,
+    at: datetime | None = None,
+) -> PlannedReminder | None:
+    """A warning when a product applied at ``at`` (default ``now``) inside the actives
+    pause holds a restricted ingredient class; the product name counts too."""
+    if not _treated(last_session):
+        return None
+    applied = now if at is None else at
+    end = _end(last_session)
+    if not end <= applied < end + protocol.actives_pause:
+        return None
+    classes = ingredient_classes((product, *ingredients), protocol)
+    if not classes:
+        return None
+    values = session_values(last_session, protocol, profile.zone, profile.name)
+    values |= {"product": product, "ingredients": _join(classes)}
+    return _guard(
+        "restricted_product",
+        event_id,
+        session_id=last_session.id,
+        protocol=protocol,
+        profile=profile,
+        now=now,
+        values=values,
+    )
+
+
+def redness_advice(
+    event_id: str,
+    redness: int,
+    *,
+    at: datetime,
+    last_session: Session | None,
+    protocol: CareProtocol,
+    profile: ProfileContext,
+    now: datetime,
+) -> PlannedReminder | None:
+    """Advice when a skin check at ``at`` is still red late in the recovery, before
+    the next window opens."""
+    if not _treated(last_session) or redness < protocol.redness_threshold:
+        return None
+    window_start, _ = window_for(last_session, protocol)
+    day = recovery_day(_end(last_session), at, profile.zone)
+    if at < _end(last_session) or at >= window_start or day < protocol.redness_after_day:
+        return None
+    values = session_values(last_session, protocol, profile.zone, profile.name)
+    values |= {"redness": str(redness), "day": str(day)}
+    return _guard(
+        "redness_advice",
+        event_id,
+        session_id=last_session.id,
+        protocol=protocol,
+        profile=profile,
+        now=now,
+        values=values,
+    )
+
+
+def cleanse_first(
+    started: Session,
+    *,
+    last_cleansed_at: datetime | None,
+    ever_cleansed: bool,
+    protocol: CareProtocol,
+    profile: ProfileContext,
+    now: datetime,
+) -> PlannedReminder | None:
+    """A reminder to cleanse when a session starts without a recent ``cleansed`` event.
+
+    Only for profiles whose mirror has ever reported a cleanse: without that
+    support every session would look uncleansed.
+    """
+    start = started.started_at or now
+    recent = last_cleansed_at is not None and (
+        start - protocol.cleanse_within <= last_cleansed_at <= start
+    )
+    if not ever_cleansed or recent:
+        return None
+    return _guard(
+        "cleanse_first",
+        started.id,
+        session_id=started.id,
+        protocol=protocol,
+        profile=profile,
+        now=now,
+        values={},
+    )
+
+
+def missed_summary(
+    missed: Sequence[MissedReminder],
+    profile: ProfileContext,
+    protocol: CareProtocol,
+    now: datetime,
+    summary_key: str,
+) -> PlannedReminder | None:
+    """One prompt listing the reminders missed while the daemon was down.
+
+    ``summary_key`` names the occasion (e.g. the start-up), so it is summarised once.
+    """
+    if not missed:
+        return None
+    ordered = sorted(missed, key=lambda reminder: reminder.due_at)
+    lines = [f"{item.title} ({human_local(item.due_at, profile.zone)})" for item in ordered]
+    values = {"missed": "; ".join(lines), "count": str(len(ordered))}
+    return _guard(
+        "missed_summary",
+        summary_key,
+        session_id=None,
+        protocol=protocol,
+        profile=profile,
+        now=now,
+        values=values,
+    )
+
+
+def _guard(
+    name: str,
+    trigger_id: str,
+    *,
+    session_id: str | None,
+    protocol: CareProtocol,
+    profile: ProfileContext,
+    now: datetime,
+    values: Mapping[str, str],
+) -> PlannedReminder | None:
+    step = protocol.step(name)
+    if not step.enabled:
+        return None
+    values = {"profile": profile.name, **values}
+    rid = reminder_id(trigger_id, step.kind)
+    return _reminder(step, rid, session_id=session_id, profile=profile, due=now, values=values)
+
+
+def _treated(session: Session | None) -> TypeGuard[Session]:
+    return session is not None and session.ended_at is not None and needs_aftercare(session)
+
+
+def _join(words: Sequence[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _reminder(
+    step: Step,
+    rid: str,
+    *,
+    session_id: str | None,
+    profile: ProfileContext,
+    due: datetime,
+    values: Mapping[str, str],
+) -> PlannedReminder:
+    due = due.astimezone(UTC)
+    return PlannedReminder(
+        id=rid,
+        session_id=session_id,
+        profile=profile.name,
+        kind=step.kind,
+        title=fill(step.title, values),
+        message=fill(step.message, values),
+        severity=step.severity,
+        channels=step.channels,
+        needs_ack=step.needs_ack,
+        due_at=due,
+        expires_at=due + step.expires_after if step.expires_after is not None else None,
+        escalation=step.escalation,
+    )
+
+
+def _end(session: Session) -> datetime:
+    if session.ended_at is None:
+        msg = f"session {session.id} has not ended"
+        raise ValueError(msg)
+    return session.ended_at.astimezone(UTC)
