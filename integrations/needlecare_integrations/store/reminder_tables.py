@@ -233,6 +233,17 @@ class OutboxTable:
             (error, self._to_db(retry_at), item_id),
         )
 
+    def postpone(self, item_id: int, not_before: datetime) -> None:
+        self._run(
+            "UPDATE outbox SET not_before = ? WHERE id = ? AND status = 'pending'",
+            (self._to_db(not_before), item_id),
+        )
+
+    def cancel(self, item_id: int) -> None:
+        self._run(
+            "UPDATE outbox SET status = 'cancelled' WHERE id = ? AND status = 'pending'", (item_id,)
+        )
+
     def cancel_for_reminder(self, reminder_id: str) -> int:
         cursor = self._run(
             "UPDATE outbox SET status = 'cancelled' WHERE reminder_id = ? AND status = 'pending'",

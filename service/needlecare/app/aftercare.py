@@ -15,7 +15,7 @@ from needlecare.app.ports import AftercareStore
 from needlecare.config import NeedlecareConfig
 from needlecare.domain import planning
 from needlecare.domain import reminders as rem
-from needlecare.domain.localtime import QuietWindow, next_local_midnight
+from needlecare.domain.localtime import QuietWindow, next_local_midnight, quiet_hours_end
 from needlecare.domain.outbox import OutboxItem
 from needlecare.domain.planning import PlannedReminder, ProfileContext
 from needlecare.domain.protocol import CareProtocol, Channel
@@ -265,6 +265,39 @@ class Aftercare:
         ]
         candidates += [next_local_midnight(now, self.profile(p).zone) for p in self.config.profiles]
         return min((c for c in candidates if c is not None), default=None)
+
+    def release(self, now: datetime, channels: tuple[str, ...]) -> list[OutboxItem]:
+        """Outbox items that may go out now (call inside a transaction).
+
+        Quiet hours are checked again here, not only when an item is queued: after
+        a long outage an item deferred to this morning must not go out tonight.
+        Items of reminders that expired meanwhile are dropped.
+        """
+        ready = []
+        for item in self.store.outbox.ready(now, channels):
+            assert item.id is not None  # noqa: S101 - stored items always have one
+            reminder = self.store.reminders.get(item.reminder_id) if item.reminder_id else None
+            if (
+                reminder is not None
+                and reminder.expires_at is not None
+                and reminder.expires_at <= now
+            ):
+                self.store.outbox.cancel(item.id)
+                continue
+            until = self._quiet_until(item, now)
+            if until is not None:
+                self.store.outbox.postpone(item.id, until)
+                continue
+            ready.append(item)
+        return ready
+
+    def _quiet_until(self, item: OutboxItem, now: datetime) -> datetime | None:
+        profile = self.config.profiles.get(item.profile or "")
+        if profile is None or item.channel not in profile.quiet_hours.defer:
+            return None
+        ctx = self.profile(item.profile or "")
+        end = quiet_hours_end(now, ctx.quiet, ctx.zone)
+        return end if end > now else None
 
     # -- projections --------------------------------------------------------------
 

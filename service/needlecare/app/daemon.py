@@ -106,7 +106,7 @@ class Daemon:
             ingest=ingest,
             aftercare=aftercare,
             projections=Projections(aftercare, topics),
-            outbox=MqttOutbox(store, mqtt, self.clock),
+            outbox=MqttOutbox(store, aftercare, mqtt, self.clock),
             mqtt=mqtt,
             waker=waker,
             clock=self.clock,

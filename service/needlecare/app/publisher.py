@@ -5,7 +5,7 @@ from datetime import datetime
 
 import structlog
 
-from needlecare.app.aftercare import MQTT_CHANNELS
+from needlecare.app.aftercare import MQTT_CHANNELS, Aftercare
 from needlecare.app.ports import StoreUnavailableError
 from needlecare.clock import Clock
 from needlecare_integrations.mqtt import MqttClient
@@ -22,8 +22,9 @@ class MqttOutbox:
     the copy instead of showing it twice.
     """
 
-    def __init__(self, store: SqliteStore, mqtt: MqttClient, clock: Clock) -> None:
+    def __init__(self, store: SqliteStore, care: Aftercare, mqtt: MqttClient, clock: Clock) -> None:
         self._store = store
+        self._care = care
         self._mqtt = mqtt
         self._clock = clock
         self._in_flight: dict[int, int] = {}  # message id -> outbox id
@@ -32,7 +33,13 @@ class MqttOutbox:
         if not self._mqtt.connected.is_set():
             return
         sending = set(self._in_flight.values())
-        for item in self._store.outbox.ready(now, MQTT_CHANNELS):
+        try:
+            with self._store.transaction():
+                ready = self._care.release(now, MQTT_CHANNELS)
+        except StoreUnavailableError as error:
+            log.error("store_write_failed", error=str(error))
+            return
+        for item in ready:
             if item.id is None or item.id in sending:
                 continue
             mid = self._mqtt.publish(item.target, item.payload.encode(), qos=1)
