@@ -1,6 +1,8 @@
 """The README's examples are real: every payload validates, the commands exist."""
 
+import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 EXAMPLE = re.compile(r"<!-- example: (\w+) -->\s*```json\n(.*?)```", re.DOTALL)
 ADAPTERS = {"device": DEVICE_EVENTS, "mirror": MIRROR_EVENTS, "command": COMMANDS}
-EXAMPLES = EXAMPLE.findall(README)
+EXAMPLES = [(kind, body) for kind, body in EXAMPLE.findall(README) if kind in ADAPTERS]
+OUTBOUND = {
+    kind: json.loads(body) for kind, body in EXAMPLE.findall(README) if kind not in ADAPTERS
+}
 
 
 class TestReadme:
@@ -25,6 +30,31 @@ class TestReadme:
     def test_example_payload_is_valid(self, kind: str, payload: str) -> None:
         """Each example payload passes the same validation as a real message."""
         ADAPTERS[kind].validate_json(payload)
+
+    def test_notification_example_has_the_shape_the_daemon_publishes(self) -> None:
+        """The README's notification has exactly the fields of a real one."""
+        from needlecare.app.notifications import notification  # noqa: PLC0415
+        from needlecare.domain.protocol import Channel, Severity  # noqa: PLC0415
+        from needlecare.domain.reminders import Reminder, ReminderStatus  # noqa: PLC0415
+
+        moment = datetime(2026, 3, 1, 19, 15, tzinfo=UTC)
+        real = notification(
+            Reminder(
+                id="r", session_id="s", profile="alice", kind="soothe", title="t", message="m",
+                severity=Severity.WARNING, channels=(Channel.MIRROR,), needs_ack=True,
+                escalation=(), status=ReminderStatus.SENT, due_at=moment, planned_at=moment,
+                created_at=moment, delivered_at=moment,
+            )
+        )  # fmt: skip
+        assert sorted(real) == sorted(OUTBOUND["notification"])
+
+    def test_state_example_has_the_product_fields(self) -> None:
+        """The README's state example names every PRODUCT §2 state field."""
+        expected = {
+            "profile", "status", "last_session_at", "recovery_day", "restrictions",
+            "next_window_start", "next_window_end", "open_prompts",
+        }  # fmt: skip
+        assert expected == set(OUTBOUND["state"])
 
     def test_cli_table_lists_real_commands(self) -> None:
         """Every command in the README's CLI table exists."""

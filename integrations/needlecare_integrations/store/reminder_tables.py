@@ -105,10 +105,12 @@ class ReminderTable:
             (self._to_db(now),),
         )
 
-    def delivered(self, profile: str) -> list[Reminder]:
-        """Delivered and unanswered (the caller drops the expired ones)."""
+    def delivered(self, profile: str, now: datetime) -> list[Reminder]:
+        """Delivered, unanswered and not expired: the profile's open prompts."""
         return self._select(
-            "WHERE profile = ? AND status IN ('sent', 'late') ORDER BY seq", (profile,)
+            "WHERE profile = ? AND status IN ('sent', 'late')"
+            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq",
+            (profile, self._to_db(now)),
         )
 
     def waiting_for_profile(self, profile: str) -> list[Reminder]:

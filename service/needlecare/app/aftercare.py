@@ -106,11 +106,16 @@ class Aftercare:
         self.touched.add(session.profile)
 
     def _supersede(self, session: Session, now: datetime) -> None:
+        """Older plans give way: waiting steps are cancelled, shown prompts expire."""
         for waiting in self.store.reminders.waiting_for_profile(session.profile):
             if waiting.session_id not in (None, session.id):
                 self.store.reminders.save(rem.cancel(waiting))
                 self.store.outbox.cancel_for_reminder(waiting.id)
                 log.info("reminder_cancelled", reminder_id=waiting.id, superseded_by=session.id)
+        for shown in self.store.reminders.delivered(session.profile, now):
+            if shown.session_id not in (None, session.id):
+                self.store.reminders.save(rem.expire(shown, now))
+                self.store.outbox.cancel_for_reminder(shown.id)
 
     # -- mirror events ---------------------------------------------------------------
 
@@ -185,7 +190,7 @@ class Aftercare:
     def acknowledge_all(self, profile: str, now: datetime) -> int:
         answered = [
             r.id
-            for r in self.store.reminders.delivered(profile)
+            for r in self.store.reminders.delivered(profile, now)
             + self.store.reminders.waiting_for_profile(profile)
             if r.status is not ReminderStatus.PENDING
         ]
@@ -302,7 +307,7 @@ class Aftercare:
     # -- projections --------------------------------------------------------------
 
     def open_prompts(self, profile: str, now: datetime) -> list[Reminder]:
-        return [r for r in self.store.reminders.delivered(profile) if r.is_open(now)]
+        return [r for r in self.store.reminders.delivered(profile, now) if r.is_open(now)]
 
     # -- internals ------------------------------------------------------------------
 

@@ -86,6 +86,20 @@ def schema() -> None:
 
 @cli.command()
 @config_option
+def protocol(config_path: Path | None) -> None:
+    """Print the effective care protocol (defaults plus the config's changes) as Markdown."""
+    from needlecare.cli.protocol_doc import NOT_MEDICAL_ADVICE, protocol_markdown  # noqa: PLC0415
+    from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    built = build_protocols(config.protocol)
+    click.echo(NOT_MEDICAL_ADVICE + "\n")
+    click.echo(protocol_markdown(built["home"], title="Home sessions"))
+    click.echo(protocol_markdown(built["professional"], title="Professional sessions"), nl=False)
+
+
+@cli.command()
+@config_option
 @click.option("--profile", default=None, help="Only this profile's sessions.")
 @json_option
 def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> None:

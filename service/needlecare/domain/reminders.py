@@ -169,6 +169,11 @@ def snooze(reminder: Reminder, minutes: int, now: datetime) -> Reminder | None:
     )
 
 
+def expire(reminder: Reminder, now: datetime) -> Reminder:
+    """A shown prompt that no longer applies (a newer session superseded it)."""
+    return replace(reminder, expires_at=now, next_check_at=None)
+
+
 def cancel(reminder: Reminder) -> Reminder:
     """Superseded by a newer plan: kept for the record, never delivered."""
     return replace(reminder, status=ReminderStatus.CANCELLED, next_check_at=None)
