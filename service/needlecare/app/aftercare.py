@@ -382,7 +382,7 @@ class Aftercare:
                 key=key,
                 channel=channel,
                 target=target,
-                payload=notification_json(reminder),
+                payload=notification_json(reminder, now),
                 not_before=not_before,
                 created_at=now,
                 reminder_id=reminder.id,

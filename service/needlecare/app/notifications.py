@@ -6,6 +6,7 @@ a stock MQTT-to-MagicMirror bridge can show a notification unchanged.
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from needlecare.domain.protocol import Severity
@@ -14,9 +15,14 @@ from needlecare.domain.reminders import Reminder
 _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
-def notification(reminder: Reminder) -> dict[str, Any]:
-    """The notification for a reminder; the same ``id`` replaces an earlier one on a mirror."""
-    shown_at = reminder.delivered_at or reminder.created_at
+def notification(reminder: Reminder, shown_at: datetime | None = None) -> dict[str, Any]:
+    """The notification for a reminder; the same ``id`` replaces an earlier one on a mirror.
+
+    ``shown_at`` is when this copy goes out (a re-show after a snooze or on presence),
+    so ``timer`` counts down what is left; by default the first delivery, which keeps
+    the retained prompt's payload stable.
+    """
+    shown_at = shown_at or reminder.delivered_at or reminder.created_at
     body: dict[str, Any] = {
         "id": reminder.id,
         "reminder_id": reminder.id,
@@ -35,8 +41,8 @@ def notification(reminder: Reminder) -> dict[str, Any]:
     return body
 
 
-def notification_json(reminder: Reminder) -> str:
-    return json.dumps(notification(reminder), ensure_ascii=False)
+def notification_json(reminder: Reminder, shown_at: datetime | None = None) -> str:
+    return json.dumps(notification(reminder, shown_at), ensure_ascii=False)
 
 
 def current_prompt(open_prompts: Sequence[Reminder]) -> Reminder | None:

@@ -116,6 +116,8 @@ def replanned(current: Reminder, planned: PlannedReminder) -> Reminder | None:
 
 def deliver(reminder: Reminder, now: datetime, timing: Timing) -> Reminder:
     """Deliver a due reminder: ``sent``, ``late``, or ``missed`` if past its grace."""
+    if reminder.status not in WAITING:
+        return reminder
     lateness = now - reminder.due_at
     expired = reminder.expires_at is not None and reminder.expires_at <= now
     if lateness > timing.grace or expired:
