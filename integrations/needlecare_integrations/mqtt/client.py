@@ -26,7 +26,7 @@ from needlecare.app.inbound import InboundMessage
 from needlecare.clock import Clock
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
-from needlecare_integrations.mqtt.backoff import backoff_delay
+from needlecare_integrations.backoff import backoff_delay
 
 log = structlog.get_logger(__name__)
 

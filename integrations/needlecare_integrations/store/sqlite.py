@@ -341,6 +341,17 @@ class SqliteStore:
         ).fetchone()
         return None if row[0] is None else from_db(row[0])
 
+    def get_meta(self, key: str) -> str | None:
+        row = self._run("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
     def has_event(self, event_id: str) -> bool:
         row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return row is not None

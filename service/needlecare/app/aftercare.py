@@ -26,7 +26,6 @@ from needlecare.domain.topics import Topics
 log = structlog.get_logger(__name__)
 
 MQTT_CHANNELS = ("mirror",)
-HA_CHANNELS = ("dashboard", "mobile", "voice")
 
 
 @dataclass
@@ -115,7 +114,7 @@ class Aftercare:
         for shown in self.store.reminders.delivered(session.profile, now):
             if shown.session_id not in (None, session.id):
                 self.store.reminders.save(rem.expire(shown, now))
-                self.store.outbox.cancel_for_reminder(shown.id)
+                self._withdraw(shown, now, "superseded")
 
     # -- mirror events ---------------------------------------------------------------
 
@@ -182,7 +181,7 @@ class Aftercare:
         if acked is None:
             return False
         self.store.reminders.save(acked)
-        self.store.outbox.cancel_for_reminder(reminder_id)
+        self._withdraw(acked, now, "ack")
         self.touched.add(reminder.profile)
         log.info("reminder_acked", reminder_id=reminder_id, profile=reminder.profile)
         return True
@@ -357,13 +356,51 @@ class Aftercare:
                         not_before=not_before,
                         now=now,
                     )
-            elif self.config.homeassistant is not None:
+            elif self._has_channel(reminder.profile, channel):
                 self._queue(
                     key=f"{reminder.id}:{round_key}:{channel.value}",
                     channel=channel.value,
                     target=reminder.profile,
                     reminder=reminder,
                     not_before=not_before,
+                    now=now,
+                )
+        if self.config.homeassistant is not None:
+            # Every delivery is also an event, for the user's own automations.
+            self._queue(
+                key=f"{reminder.id}:{round_key}:event",
+                channel="event",
+                target=reminder.profile,
+                reminder=reminder,
+                not_before=now,
+                now=now,
+            )
+
+    def _has_channel(self, profile: str, channel: Channel) -> bool:
+        """Whether this Home Assistant channel is set up for the profile."""
+        cfg = self.config.profiles[profile]
+        if self.config.homeassistant is None:
+            return False
+        if channel is Channel.MOBILE:
+            return cfg.notify_service is not None
+        if channel is Channel.VOICE:
+            return cfg.voice is not None
+        return channel is Channel.DASHBOARD
+
+    def _withdraw(self, reminder: Reminder, now: datetime, why: str) -> None:
+        """Take an answered or outdated prompt off the dashboard and the phone."""
+        self.store.outbox.cancel_for_reminder(reminder.id)
+        if self.config.homeassistant is None:
+            return
+        used = {*reminder.channels, *(c for e in reminder.escalation for c in e.channels)}
+        for channel, wanted in (("dismiss", Channel.DASHBOARD), ("clear", Channel.MOBILE)):
+            if wanted in used and self._has_channel(reminder.profile, wanted):
+                self._queue(
+                    key=f"{reminder.id}:{why}:{channel}",
+                    channel=channel,
+                    target=reminder.profile,
+                    reminder=reminder,
+                    not_before=now,
                     now=now,
                 )
 

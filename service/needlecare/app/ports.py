@@ -117,6 +117,8 @@ class OutboxRepository(Protocol):
 class AftercareStore(Protocol):
     """What aftercare planning and delivery read and write."""
 
+    def transaction(self) -> AbstractContextManager[None]: ...
+
     @property
     def reminders(self) -> ReminderRepository: ...
 

@@ -6,10 +6,18 @@ The models only validate. Layering the file and the environment is the job of
 
 from datetime import time, timedelta
 from pathlib import Path
-from typing import Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -131,6 +139,37 @@ class HomeAssistantConfig(BaseModel):
         description="Long-lived access token; normally from NEEDLECARE_HOMEASSISTANT__TOKEN.",
     )
     verify_ssl: bool = Field(default=True, description="Verify the server's TLS certificate.")
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds to wait for one API call."
+    )
+    snooze_minutes: int = Field(
+        default=30, ge=1, le=1440, description="How long the phone's Snooze button snoozes."
+    )
+
+
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+
+
+class VoiceConfig(BaseModel):
+    """How a profile's voice announcements are made in Home Assistant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: ServiceName = Field(
+        description="Service to call: tts.speak, script.announce, notify.alexa_media_echo..."
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fixed service data, e.g. {entity_id: tts.piper, media_player_entity_id: ...}.",
+    )
+    message_field: str = Field(
+        default="message", min_length=1, description="Data key that receives the spoken text."
+    )
+    only_when_home: bool = Field(
+        default=True,
+        description="With the profile's person entity set: speak only while it is 'home'.",
+    )
 
 
 class QuietHours(BaseModel):
@@ -169,6 +208,17 @@ class ProfileConfig(BaseModel):
         default_factory=QuietHours, description="When reminders must wait."
     )
     display_name: str | None = Field(default=None, description="Name shown to people.")
+    notify_service: ServiceName | None = Field(
+        default=None,
+        description="Home Assistant notify service for the mobile channel, e.g. "
+        "notify.mobile_app_alices_phone.",
+    )
+    voice: VoiceConfig | None = Field(
+        default=None, description="Voice announcements; None turns the voice channel off."
+    )
+    person: EntityId | None = Field(
+        default=None, description="The profile's person.* entity, for 'only when home'."
+    )
 
     @property
     def zone(self) -> ZoneInfo:

@@ -42,11 +42,17 @@ class Topics:
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        return tuple(f"{self.base}/{kind}/+/{leaf}" for kind, leaf in _INBOUND)
+        inbound = tuple(f"{self.base}/{kind}/+/{leaf}" for kind, leaf in _INBOUND)
+        return (*inbound, self.birth)
 
     @property
     def status(self) -> str:
         return f"{self.base}/status"
+
+    @property
+    def birth(self) -> str:
+        """Home Assistant's own status topic: ``online`` when it (re)starts."""
+        return f"{self.discovery_prefix}/status"
 
     def device_event(self, device_id: str) -> str:
         return self._build("device", device_id, "event")

@@ -1,0 +1,115 @@
+"""Carries out Home Assistant calls one at a time, on a thread of its own.
+
+One at a time keeps the outbox's order and means two voice announcements never
+talk over each other. Each result goes back to the daemon's core thread, which
+alone writes the database.
+"""
+
+import queue
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from needlecare.app.ha_calls import HaCall
+from needlecare.config import HomeAssistantConfig
+from needlecare_integrations.backoff import backoff_delay
+
+log = structlog.get_logger(__name__)
+
+
+class HaOutcome(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # Home Assistant down, starting or slow: try again later
+    FAILED = "failed"  # rejected (unknown service, bad data): retrying will not help
+    SKIPPED = "skipped"  # e.g. voice while nobody is home
+    AUTH = "auth"  # the token is wrong: stop calling until the config is fixed
+
+
+@dataclass(frozen=True, slots=True)
+class HaResult:
+    item_id: int
+    outcome: HaOutcome
+    error: str | None = None
+    retry_after_s: float = 0.0
+
+
+class HaWorker:
+    """Executes HaCalls in order and reports a HaResult for each."""
+
+    def __init__(self, config: HomeAssistantConfig, on_result: Callable[[HaResult], None]) -> None:
+        self._config = config
+        self._on_result = on_result
+        self._queue: queue.SimpleQueue[tuple[int, HaCall] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self._failures = 0
+        self._rand = random.Random()  # noqa: S311 - jitter, not security
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="homeassistant", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def submit(self, item_id: int, call: HaCall) -> None:
+        self._queue.put((item_id, call))
+
+    def _run(self) -> None:
+        while (work := self._queue.get()) is not None:
+            item_id, call = work
+            result = self._execute(item_id, call)
+            self._failures = self._failures + 1 if result.outcome is HaOutcome.RETRY else 0
+            self._on_result(result)
+
+    def _execute(self, item_id: int, call: HaCall) -> HaResult:
+        from homeassistant_api import errors  # noqa: PLC0415 - lazy: heavy import
+
+        try:
+            client = self._connect()
+            if call.only_when_home and _state(client, call.only_when_home) != "home":
+                return HaResult(item_id, HaOutcome.SKIPPED, f"{call.only_when_home} is not home")
+            if call.kind == "event":
+                client.fire_event(call.name, **call.data)
+            else:
+                domain, service = call.name.split(".", 1)
+                client.trigger_service(domain, service, **call.data)
+        except errors.UnauthorizedError:
+            return HaResult(item_id, HaOutcome.AUTH, "Home Assistant refused the token (401)")
+        except errors.RequestTimeoutError as error:
+            return self._retry(item_id, f"timeout: {error}")
+        except (errors.RequestError, errors.EndpointNotFoundError) as error:
+            return HaResult(item_id, HaOutcome.FAILED, f"{type(error).__name__}: {error}")
+        except Exception as error:
+            self._client = None
+            return self._retry(item_id, f"{type(error).__name__}: {error}")
+        return HaResult(item_id, HaOutcome.SENT)
+
+    def _retry(self, item_id: int, error: str) -> HaResult:
+        delay = backoff_delay(self._failures, rand=self._rand.random, base=1.0, cap=60.0)
+        return HaResult(item_id, HaOutcome.RETRY, error, retry_after_s=delay)
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from homeassistant_api import Client  # noqa: PLC0415 - lazy: heavy import
+
+            token = self._config.token.get_secret_value() if self._config.token else ""
+            self._client = Client(
+                self._config.url.rstrip("/") + "/api",
+                token,
+                verify_ssl=self._config.verify_ssl,
+                global_request_kwargs={"timeout": self._config.timeout_s},
+            )
+        return self._client
+
+
+def _state(client: Any, entity_id: str) -> str | None:
+    body = client.request(f"states/{entity_id}")
+    return body.get("state") if isinstance(body, dict) else None

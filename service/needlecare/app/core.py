@@ -1,0 +1,257 @@
+"""The core loop: the one thread that changes state.
+
+Everything else (the MQTT network thread, the scheduler, the Home Assistant
+worker and listener) only posts to the inbox. Each turn takes whatever has piled
+up, records inbound messages in one transaction and acknowledges them, applies
+results and answers, does due time-driven work, publishes what changed, feeds
+the outboxes and re-arms the single wake-up.
+"""
+
+import json
+import queue
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+import structlog
+
+from needlecare.app import discovery
+from needlecare.app.aftercare import Aftercare
+from needlecare.app.ha_calls import parse_action
+from needlecare.app.ha_outbox import HaOutbox
+from needlecare.app.ingest import Ingest
+from needlecare.app.ports import StoreUnavailableError
+from needlecare.app.projections import Projections
+from needlecare.app.publisher import MqttOutbox
+from needlecare.clock import Clock
+from needlecare.domain.records import EventRecord
+from needlecare.domain.topics import Topics
+from needlecare_integrations.homeassistant import HaResult
+from needlecare_integrations.mqtt import Delivery, MqttClient, MqttFatalError
+from needlecare_integrations.scheduler import Waker
+from needlecare_integrations.store import SqliteStore
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 500
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+ANNOUNCED = "discovery_profiles"
+
+
+class Signal(Enum):
+    """Inbox items other than deliveries and results."""
+
+    WAKE = "wake"
+    STOP = "stop"
+    CONNECTED = "connected"
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    error: Exception
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    mid: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneAction:
+    action: str
+
+
+InboxItem = Delivery | Signal | Fatal | Published | HaResult | PhoneAction
+
+
+class ExitCode:
+    """Process exit codes of ``needlecare run``."""
+
+    OK = 0
+    CONFIG = 1
+    BROKER_REFUSED = 3
+    STORE = 4
+
+
+@dataclass
+class CoreLoop:
+    inbox: "queue.SimpleQueue[InboxItem]"
+    store: SqliteStore
+    topics: Topics
+    ingest: Ingest
+    aftercare: Aftercare
+    projections: Projections
+    outbox: MqttOutbox
+    ha: HaOutbox | None
+    mqtt: MqttClient
+    waker: Waker
+    clock: Clock
+    unrecorded: list[Delivery] = field(default_factory=list)
+    failures: int = 0
+
+    def run(self) -> int:
+        while True:
+            items = self._next_items()
+            self._record([item for item in items if isinstance(item, Delivery)])
+            self.outbox.confirm([item.mid for item in items if isinstance(item, Published)])
+            self._apply_answers(items)
+            for item in items:
+                if isinstance(item, Fatal):
+                    log.error("daemon_failed", error=str(item.error))
+                    refused = isinstance(item.error, MqttFatalError)
+                    return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
+            if Signal.STOP in items:
+                return ExitCode.OK
+            if Signal.CONNECTED in items:
+                self._announce()
+            self._settle(wake=Signal.WAKE in items or Signal.CONNECTED in items)
+
+    # -- each turn ------------------------------------------------------------------
+
+    def _settle(self, *, wake: bool) -> None:
+        """Do due time-driven work, publish what changed, send the outboxes, re-arm."""
+        now = self.clock.now()
+        due = self._next_wake(now)
+        if wake or (due is not None and due <= now):
+            self._wake(now)
+        self._publish_projections(now)
+        self.outbox.pump(now)
+        if self.ha is not None:
+            self.ha.pump(now)
+        self.waker.arm(self._next_wake(now))
+
+    def _next_wake(self, now: datetime) -> datetime | None:
+        times = [self.ingest.next_wake(), self.aftercare.next_wake(now)]
+        if self.ha is not None:
+            times.append(self.ha.next_wake())
+        return min((t for t in times if t is not None), default=None)
+
+    def _wake(self, now: datetime) -> None:
+        try:
+            with self.store.transaction():
+                self.ingest.expire_sessions(now)
+                self.aftercare.wake(now)
+        except StoreUnavailableError as error:
+            log.error("store_write_failed", error=str(error))
+            return
+        # Day boundaries change the recovery day: refresh every profile on a wake.
+        self.aftercare.touched.update(self.aftercare.config.profiles)
+
+    def _publish_projections(self, now: datetime) -> None:
+        if not self.aftercare.touched or not self.mqtt.connected.is_set():
+            return
+        for topic, payload in self.projections.updates(self.aftercare.touched, now):
+            self.mqtt.publish(topic, payload, qos=1, retain=True)
+            self.projections.mark_published(topic, payload)
+        self.aftercare.touched.clear()
+
+    def _next_items(self) -> list[InboxItem]:
+        """Block for one item, then take whatever else is already waiting."""
+        timeout = None
+        if self.unrecorded:
+            timeout = RETRY_DELAYS_S[min(self.failures, len(RETRY_DELAYS_S) - 1)]
+        try:
+            items = [self.inbox.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(items) < MAX_BATCH:
+            try:
+                items.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    # -- inbound messages -------------------------------------------------------------
+
+    def _record(self, deliveries: list[Delivery]) -> None:
+        births = [d for d in deliveries if d.message.topic == self.topics.birth]
+        for birth in births:
+            self.mqtt.ack(birth.token)
+            if birth.message.payload == b"online":
+                log.info("homeassistant_birth")
+                self._announce()
+        batch = self.unrecorded + [d for d in deliveries if d not in births]
+        if not batch:
+            return
+        try:
+            self.ingest.handle([delivery.message for delivery in batch], self.clock.now())
+        except StoreUnavailableError as error:
+            # Not acknowledged, so the broker keeps them; we retry with backoff.
+            self.unrecorded = batch
+            self.failures += 1
+            log.error("store_write_failed", error=str(error), waiting=len(batch))
+            return
+        if self.unrecorded:
+            log.info("store_write_recovered", recorded=len(batch))
+        self.unrecorded = []
+        self.failures = 0
+        for delivery in batch:
+            self.mqtt.ack(delivery.token)
+
+    # -- Home Assistant ---------------------------------------------------------------
+
+    def _apply_answers(self, items: Sequence[InboxItem]) -> None:
+        now = self.clock.now()
+        for item in items:
+            try:
+                if isinstance(item, HaResult) and self.ha is not None:
+                    self.ha.finished(
+                        item.item_id, item.outcome.value, item.error, item.retry_after_s, now
+                    )
+                elif isinstance(item, PhoneAction):
+                    self._phone_action(item.action, now)
+            except StoreUnavailableError as error:
+                log.error("store_write_failed", error=str(error))
+
+    def _phone_action(self, action: str, now: datetime) -> None:
+        parsed = parse_action(action)
+        if parsed is None:
+            return  # another integration's button
+        verb, reminder_id = parsed
+        with self.store.transaction():
+            record = EventRecord(
+                event_id=f"ha:{action}",
+                source="homeassistant",
+                source_id="mobile_app",
+                type=f"phone_{verb.lower()}",
+                profile=None,
+                occurred_at=now,
+                received_at=now,
+                payload=json.dumps({"action": action}),
+            )
+            if not self.store.add_event(record):
+                return  # the same button pressed twice
+            if verb == "ACK":
+                self.aftercare.acknowledge(reminder_id, now)
+            else:
+                minutes = (
+                    self.aftercare.config.homeassistant.snooze_minutes
+                    if self.aftercare.config.homeassistant
+                    else 30
+                )
+                self.aftercare.snooze(reminder_id, minutes, now)
+
+    def _announce(self) -> None:
+        """Publish discovery for every profile and remove profiles that left the config."""
+        if not self.mqtt.connected.is_set():
+            return
+        cfg = self.aftercare.config
+        entities = discovery.bridge_entities(self.topics)
+        for profile, profile_cfg in cfg.profiles.items():
+            entities += discovery.profile_entities(self.topics, profile, profile_cfg.display_name)
+        for topic, config in entities:
+            self.mqtt.publish(topic, json.dumps(config).encode(), qos=1, retain=True)
+        try:
+            announced = set(json.loads(self.store.get_meta(ANNOUNCED) or "[]"))
+            for gone in sorted(announced - set(cfg.profiles)):
+                for topic in discovery.removal_topics(self.topics, gone):
+                    self.mqtt.publish(topic, b"", qos=1, retain=True)
+                log.info("discovery_removed", profile=gone)
+            with self.store.transaction():
+                self.store.set_meta(ANNOUNCED, json.dumps(sorted(cfg.profiles)))
+        except StoreUnavailableError as error:
+            log.error("store_write_failed", error=str(error))
+        self.projections.forget()
+        self.aftercare.touched.update(cfg.profiles)
+        log.info("discovery_published", entities=len(entities))

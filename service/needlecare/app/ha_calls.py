@@ -1,0 +1,102 @@
+"""What each Home Assistant outbox item becomes: a service call or an event.
+
+Pure mapping; the Home Assistant adapter carries the calls out. Ids derived from
+the reminder id make repeats harmless where Home Assistant allows it: a persistent
+notification or a phone notification with the same id or tag replaces the old one.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from needlecare.config import ProfileConfig
+
+HA_CHANNELS = ("dashboard", "mobile", "voice", "event", "dismiss", "clear")
+ACTION_PREFIX = "NEEDLECARE"
+REMINDER_EVENT = "needlecare_reminder"
+
+
+@dataclass(frozen=True, slots=True)
+class HaCall:
+    """One call to make: a service (``domain.service``) or an event (``name``)."""
+
+    kind: Literal["service", "event"]
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+    only_when_home: str | None = None  # a person entity that must be 'home'
+
+
+def notification_id(reminder_id: str) -> str:
+    return f"needlecare_{reminder_id}"
+
+
+def action_id(verb: Literal["ACK", "SNOOZE"], reminder_id: str, send_id: int) -> str:
+    """Unique per send, so a press on an old phone notification is still traceable."""
+    return f"{ACTION_PREFIX}_{verb}:{reminder_id}:{send_id}"
+
+
+def parse_action(action: str) -> tuple[str, str] | None:
+    """(verb, reminder id) from a phone button's action id, or None if not ours."""
+    head, _, rest = action.partition(":")
+    reminder_id, _, _ = rest.partition(":")
+    verb = head.removeprefix(f"{ACTION_PREFIX}_")
+    if head == verb or verb not in {"ACK", "SNOOZE"} or not reminder_id:
+        return None
+    return verb, reminder_id
+
+
+def ha_call(
+    *, channel: str, payload: str, profile: ProfileConfig, send_id: int, snooze_minutes: int
+) -> HaCall | None:
+    """The call for one outbox item; None when the profile has no such channel."""
+    body = json.loads(payload)
+    rid = body["reminder_id"]
+    if channel == "dashboard":
+        data = {
+            "notification_id": notification_id(rid),
+            "title": body["title"],
+            "message": body["message"],
+        }
+        return HaCall("service", "persistent_notification.create", data)
+    if channel == "dismiss":
+        return HaCall(
+            "service", "persistent_notification.dismiss", {"notification_id": notification_id(rid)}
+        )
+    if channel == "event":
+        keys = ("profile", "kind", "reminder_id", "title", "message", "severity")
+        return HaCall("event", REMINDER_EVENT, {key: body[key] for key in keys})
+    if channel in {"mobile", "clear"}:
+        return _mobile(channel, body, profile, send_id, snooze_minutes)
+    if channel == "voice" and profile.voice is not None:
+        voice = profile.voice
+        data = {**voice.data, voice.message_field: f"{body['title']}. {body['message']}"}
+        home = profile.person if voice.only_when_home else None
+        return HaCall("service", voice.service, data, only_when_home=home)
+    return None
+
+
+def _mobile(
+    channel: str, body: dict[str, Any], profile: ProfileConfig, send_id: int, snooze_minutes: int
+) -> HaCall | None:
+    if profile.notify_service is None:
+        return None
+    tag = notification_id(body["reminder_id"])
+    if channel == "clear":
+        return HaCall(
+            "service",
+            profile.notify_service,
+            {"message": "clear_notification", "data": {"tag": tag}},
+        )
+    actions = [
+        {"action": action_id("ACK", body["reminder_id"], send_id), "title": "Done"},
+        {
+            "action": action_id("SNOOZE", body["reminder_id"], send_id),
+            "title": f"Snooze {snooze_minutes} min",
+        },
+    ]
+    data = {"tag": tag, "actions": actions}
+    return HaCall(
+        "service",
+        profile.notify_service,
+        {"title": body["title"], "message": body["message"], "data": data},
+    )

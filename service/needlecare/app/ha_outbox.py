@@ -1,0 +1,102 @@
+"""Feeds the Home Assistant part of the outbox to the worker, one item at a time, in order.
+
+While Home Assistant is unreachable the head item is retried with backoff and
+nothing overtakes it, so prompts arrive in the order they were made once it is
+back. A refused token stops Home Assistant deliveries (they stay queued) until
+the daemon is restarted with a working one: no hot retry loop.
+"""
+
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from needlecare.app.aftercare import Aftercare
+from needlecare.app.ha_calls import HA_CHANNELS, HaCall, ha_call
+from needlecare.app.ports import StoreUnavailableError
+
+log = structlog.get_logger(__name__)
+
+
+class HaExecutor(Protocol):
+    def submit(self, item_id: int, call: HaCall) -> None: ...
+
+
+class HaOutbox:
+    """Core-thread side of Home Assistant delivery."""
+
+    def __init__(self, care: Aftercare, worker: HaExecutor) -> None:
+        self._care = care
+        self._worker = worker
+        self._busy: int | None = None
+        self._blocked_until: datetime | None = None
+        self.disabled: str | None = None
+
+    def pump(self, now: datetime) -> None:
+        if self._busy is not None or self.disabled or self._blocked(now):
+            return
+        store, cfg = self._care.store, self._care.config
+        try:
+            with store.transaction():
+                while (item := next(iter(self._care.release(now, HA_CHANNELS)), None)) is not None:
+                    assert item.id is not None  # noqa: S101 - stored items always have one
+                    call = ha_call(
+                        channel=item.channel,
+                        payload=item.payload,
+                        profile=cfg.profiles[item.profile or ""],
+                        send_id=item.id,
+                        snooze_minutes=cfg.homeassistant.snooze_minutes
+                        if cfg.homeassistant
+                        else 30,
+                    )
+                    if call is None:
+                        store.outbox.cancel(item.id)  # the channel is not set up (any more)
+                        continue
+                    self._busy = item.id
+                    self._worker.submit(item.id, call)
+                    return
+        except StoreUnavailableError as error:
+            log.error("store_write_failed", error=str(error))
+
+    def _blocked(self, now: datetime) -> bool:
+        return self._blocked_until is not None and now < self._blocked_until
+
+    def finished(
+        self, item_id: int, outcome: str, error: str | None, retry_after_s: float, now: datetime
+    ) -> None:
+        """Record the worker's result, then send the next item."""
+        store = self._care.store
+        self._busy = None
+        with store.transaction():
+            if outcome == "sent":
+                store.outbox.mark_sent(item_id, now)
+                self._blocked_until = None
+            elif outcome == "retry":
+                self._blocked_until = now + timedelta(seconds=retry_after_s)
+                store.outbox.mark_failed(item_id, error or "", retry_at=self._blocked_until)
+                log.warning(
+                    "homeassistant_unavailable",
+                    outbox_id=item_id,
+                    error=error,
+                    retry_in_s=round(retry_after_s, 1),
+                )
+            elif outcome == "auth":
+                store.outbox.mark_failed(item_id, error or "", retry_at=now)
+                self.disabled = error or "unauthorized"
+                log.error("homeassistant_auth_failed", error=self.disabled)
+            else:  # failed for good, or skipped: do not hold up the rest
+                store.outbox.mark_failed(item_id, error or outcome, retry_at=None)
+                log.warning(
+                    "homeassistant_delivery_dropped",
+                    outbox_id=item_id,
+                    outcome=outcome,
+                    error=error,
+                )
+        self.pump(now)
+
+    def next_wake(self) -> datetime | None:
+        if self.disabled or self._busy is not None:
+            return None
+        if self._blocked_until is not None:
+            return self._blocked_until
+        return self._care.store.outbox.next_not_before(HA_CHANNELS)

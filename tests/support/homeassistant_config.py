@@ -1,0 +1,87 @@
+"""The configuration directory a test Home Assistant starts from.
+
+No ``default_config``: only what the tests use, so that nothing reaches for the
+internet. The voice and mobile channels are recorded where tests can read them:
+``script.announce`` turns what it was asked to say into a persistent notification
+titled ``voice``, and ``notify.test_phone`` appends each message to a file.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+NOTIFY_SERVICE = "test_phone"
+NOTIFY_FILE = "test_phone.txt"
+VOICE_SCRIPT = "announce"
+VOICE_TITLE = "voice"
+TIME_ZONE = "Europe/Berlin"
+
+# Microseconds rather than whole seconds: two announcements within one second
+# would otherwise share a notification id, and the second would replace the first.
+_VOICE_ID = "voice_{{ (now().timestamp() * 1000000) | int }}"
+
+# Everything but core_config: that step would set up integrations wanting the internet.
+_ONBOARDING = {
+    "version": 4,
+    "minor_version": 1,
+    "key": "onboarding",
+    "data": {"done": ["core_config"]},
+}
+
+
+def configuration(port: int) -> dict[str, Any]:
+    """configuration.yaml for an instance serving HTTP on 127.0.0.1:port."""
+    return {
+        "homeassistant": {
+            "name": "Needlecare test home",
+            "time_zone": TIME_ZONE,
+            "latitude": 52.52,
+            "longitude": 13.405,
+            "elevation": 34,
+            "unit_system": "metric",
+            "currency": "EUR",
+            "country": "DE",
+        },
+        "http": {"server_host": "127.0.0.1", "server_port": port},
+        "api": None,
+        "websocket_api": None,
+        "config": None,
+        "onboarding": None,
+        "input_boolean": None,
+        "script": {VOICE_SCRIPT: _voice_script()},
+        "notify": [{"platform": "file", "name": NOTIFY_SERVICE, "filename": NOTIFY_FILE}],
+        "logger": {"default": "warning"},
+    }
+
+
+def _voice_script() -> dict[str, Any]:
+    """A script standing in for text-to-speech: it records what it was asked to say."""
+    return {
+        "alias": "Announce (test voice channel)",
+        "mode": "queued",  # the default, single, drops a call made while one runs
+        "max": 100,
+        "fields": {"message": {"description": "What to say", "example": "Time to rest"}},
+        "sequence": [
+            {
+                "service": "persistent_notification.create",
+                "data": {
+                    "notification_id": _VOICE_ID,
+                    "title": VOICE_TITLE,
+                    "message": "{{ message }}",
+                },
+            }
+        ],
+    }
+
+
+def write_config_dir(config_dir: Path, port: int) -> None:
+    """Write configuration.yaml; on a new directory, also the onboarding state."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(configuration(port), sort_keys=False)
+    (config_dir / "configuration.yaml").write_text(text, encoding="utf-8")
+    onboarding = config_dir / ".storage" / "onboarding"
+    if not onboarding.exists():
+        onboarding.parent.mkdir(exist_ok=True)
+        onboarding.write_text(json.dumps(_ONBOARDING), encoding="utf-8")
