@@ -1,5 +1,6 @@
 """The daemon as a real process, configured against a test broker and a tmp store."""
 
+import copy
 import json
 import os
 import signal
@@ -57,11 +58,15 @@ class DaemonProcess:
         self.log_path = workdir / "daemon.log"
         mqtt = {"host": broker.host, "port": broker.port}
         config = deep_merge(BASE_CONFIG, {"mqtt": mqtt, "store": {"path": str(self.db)}})
-        self.config = deep_merge(config, extra)
+        self.config = copy.deepcopy(deep_merge(config, extra))
         self.config_path = workdir / "needlecare.yaml"
-        self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
+        self.write_config()
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process: subprocess.Popen[bytes] | None = None
+
+    def write_config(self) -> None:
+        """Write ``self.config`` to the file the daemon reads at its next start."""
+        self.config_path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
 
     def start(self, *, wait_connected: bool = True) -> "DaemonProcess":
         with self.log_path.open("ab") as log:

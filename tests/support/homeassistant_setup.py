@@ -38,7 +38,9 @@ _OPTIONS_FLOW = "/api/config/config_entries/options/flow"
 def onboard(url: str) -> str:
     """Create the owner, finish onboarding and return a new long-lived access token."""
     client_id = f"{url}/"
-    user = http_request("POST", f"{url}/api/onboarding/users", body={**OWNER, "client_id": client_id})
+    user = http_request(
+        "POST", f"{url}/api/onboarding/users", body={**OWNER, "client_id": client_id}
+    )
     form = {"grant_type": "authorization_code", "code": user["auth_code"], "client_id": client_id}
     access = http_request("POST", f"{url}/auth/token", form=form)["access_token"]
     http_request("POST", f"{url}/api/onboarding/analytics", token=access, body={})
@@ -54,9 +56,7 @@ def onboard(url: str) -> str:
     return str(token)
 
 
-def setup_mqtt(
-    client: HomeAssistantClient, host: str, port: int, context: Any = lambda: ""
-) -> str:
+def setup_mqtt(client: HomeAssistantClient, host: str, port: int, context: Any = lambda: "") -> str:
     """Create the MQTT entry, turn discovery on and wait until HA is ready; its entry id.
 
     context() is appended to the message of a wait that ran out (a log tail).
