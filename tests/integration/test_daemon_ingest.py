@@ -164,3 +164,29 @@ class TestBadInput:
             assert reason in letter["reason"]
         assert daemon.alive()
         assert "unknown device" in daemon.cli("dead-letters").stdout
+
+
+class TestSimulateAndSignals:
+    def test_simulate_feeds_a_running_daemon(
+        self, mosquitto: MosquittoBroker, daemon_factory: DaemonFactory
+    ) -> None:
+        """``needlecare simulate`` publishes a session the daemon records, with mirror events."""
+        daemon = daemon_factory(mosquitto).start()
+        result = daemon.cli("simulate", "--pace", "0")
+        assert "published session_ended" in result.stdout
+        wait_until(lambda: daemon.count("events") == 6, what="the six simulated events")
+        [session] = json.loads(daemon.cli("sessions", "--json").stdout)
+        assert ("completed", 900) == (session["status"], session["duration_s"])
+        assert (1, 1) == (daemon.count("skin_checks"), daemon.count("products_applied"))
+
+    def test_sigint_stops_cleanly(
+        self, mosquitto: MosquittoBroker, daemon_factory: DaemonFactory
+    ) -> None:
+        """Ctrl-C (SIGINT) ends the daemon like SIGTERM: exit 0, stopped in order."""
+        import signal  # noqa: PLC0415
+
+        daemon = daemon_factory(mosquitto).start()
+        assert daemon.process is not None
+        daemon.process.send_signal(signal.SIGINT)
+        assert 0 == daemon.wait_exit()
+        assert 1 == daemon.log_count("daemon_stopped")
