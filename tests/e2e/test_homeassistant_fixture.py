@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,6 @@ class TestHomeAssistantFixture:
         assert ["loaded"] == [e["state"] for e in homeassistant.config_entries("mqtt")]
 
 
-def _registry_entry(homeassistant: HomeAssistant, unique_id: str) -> dict[str, object] | None:
+def _registry_entry(homeassistant: HomeAssistant, unique_id: str) -> dict[str, Any] | None:
     entries = homeassistant.entity_registry()
     return next((entry for entry in entries if entry.get("unique_id") == unique_id), None)

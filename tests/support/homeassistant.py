@@ -7,6 +7,7 @@ leave it running. It runs from a separate virtualenv made (once per machine) by
 for why it is configured the way it is.
 """
 
+import contextlib
 import fcntl
 import signal
 import subprocess
@@ -40,6 +41,10 @@ WAIT_TIMEOUT = 15.0
 LOG_NAME = "hass.out"
 TOKEN_NAME = "needlecare-test-token"
 _NOTIFY_HEADER_LINES = 2  # "Home Assistant notifications (Log started: ...)", dashes
+_RECOVERY_MODE = "Activating recovery mode"  # logged when an always-loaded integration failed
+_ERROR = " ERROR ("  # the level in "2024-03-01 12:00:00.000 ERROR (MainThread) [...]"
+_ERROR_LINES = 12
+_POLL_SECONDS = 0.05
 T = TypeVar("T")
 
 
@@ -54,6 +59,7 @@ class HomeAssistant(HomeAssistantClient):
         self.log_path = config_dir / LOG_NAME
         self.token_path = config_dir / TOKEN_NAME
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     def __repr__(self) -> str:
         return f"HomeAssistant({self.url}, {self.config_dir})"
@@ -64,17 +70,24 @@ class HomeAssistant(HomeAssistantClient):
         return self._process is not None and self._process.poll() is None
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start hass and wait until it runs; onboard and make a token the first time."""
+        """Start hass and wait until it runs; onboard and make a token the first time.
+
+        Raises HomeAssistantError, ending with hass's log, if it is not up in time.
+        """
         if self.is_running:
             raise HomeAssistantError(f"{self!r} is already running")
         write_config_dir(self.config_dir, self.port)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         command = [str(self.venv / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + timeout
-        self._wait(self._onboarding_answers, deadline, "GET /api/onboarding to answer")
+        with self._failures_with_log("starting Home Assistant"):
+            self._wait_until_up(time.monotonic() + timeout)
+
+    def _wait_until_up(self, deadline: float) -> None:
+        self._wait(self._server_answers, deadline, "the HTTP server to answer")
         if not self.token_path.exists():
             self.token_path.write_text(onboard(self.url), encoding="utf-8")
         self._token = self.token_path.read_text(encoding="utf-8")
@@ -107,7 +120,8 @@ class HomeAssistant(HomeAssistantClient):
 
     def setup_mqtt(self, broker_host: str, broker_port: int) -> str:
         """Create the MQTT entry with discovery under ``homeassistant``; its entry id."""
-        return setup_mqtt(self, broker_host, broker_port, self._log_context)
+        with self._failures_with_log("setting up MQTT"):
+            return setup_mqtt(self, broker_host, broker_port)
 
     def notify_file_lines(self) -> list[str]:
         """The messages ``notify.test_phone`` wrote, oldest first (titles are not kept)."""
@@ -116,12 +130,19 @@ class HomeAssistant(HomeAssistantClient):
             return []
         return path.read_text(encoding="utf-8").splitlines()[_NOTIFY_HEADER_LINES:]
 
-    def wait_for(self, probe: Callable[[], T], timeout: float = WAIT_TIMEOUT, what: str = "") -> T:
+    def wait_for(
+        self, probe: Callable[[], T | None], timeout: float = WAIT_TIMEOUT, what: str = ""
+    ) -> T:
         """Poll probe until it returns something truthy, and return that; fail after timeout."""
-        try:
-            return wait_for(probe, timeout, what or repr(probe), self._log_context)
-        except HomeAssistantError as error:
-            pytest.fail(str(error), pytrace=False)
+        deadline = time.monotonic() + timeout
+        while not (value := probe()):
+            if time.monotonic() > deadline:
+                what = what or repr(probe)
+                pytest.fail(
+                    f"timed out after {timeout:g} s waiting for {what}{self._log_context()}"
+                )
+            time.sleep(_POLL_SECONDS)
+        return value
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of hass's stdout and stderr (warnings and errors, across restarts)."""
@@ -130,8 +151,20 @@ class HomeAssistant(HomeAssistantClient):
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def _log_since_start(self) -> str:
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode("utf-8", "replace")
+
     def _log_context(self) -> str:
         return f"\n--- {self.log_path} (tail):\n{self.log_tail()}"
+
+    @contextlib.contextmanager
+    def _failures_with_log(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (HomeAssistantError, OSError) as error:
+            raise HomeAssistantError(f"{action}: {error}{self._log_context()}") from error
 
     def _wait(self, probe: Callable[[], bool], deadline: float, what: str) -> None:
         def ready() -> bool:
@@ -139,18 +172,21 @@ class HomeAssistant(HomeAssistantClient):
                 raise HomeAssistantError(f"hass exited while waiting for {what}")
             return probe()
 
-        remaining = max(deadline - time.monotonic(), 0.0)
-        try:
-            wait_for(ready, remaining, what)
-        except HomeAssistantError as error:
-            raise HomeAssistantError(f"{error}{self._log_context()}") from error
+        wait_for(ready, max(deadline - time.monotonic(), 0.0), what)
 
-    def _onboarding_answers(self) -> bool:
+    def _server_answers(self) -> bool:
+        """Any HTTP answer: /api/onboarding exists only until onboarding is done."""
+        log = self._log_since_start()
+        if _RECOVERY_MODE in log:
+            errors = [line for line in log.splitlines() if _ERROR in line]
+            raise HomeAssistantError(
+                "hass started in recovery mode, because:\n" + "\n".join(errors[:_ERROR_LINES])
+            )
         try:
             http_request("GET", f"{self.url}/api/onboarding", timeout=2.0)
         except HomeAssistantHttpError:
-            return False
-        except OSError:  # not listening yet, or reset while starting
+            return True
+        except OSError:  # not listening yet
             return False
         return True
 
@@ -206,9 +242,12 @@ def homeassistant(
 
 
 def _bring_up(hass: HomeAssistant, broker: MosquittoBroker) -> None:
+    """Start hass and connect it to broker; fail the session's e2e tests if that fails."""
+    failure: HomeAssistantError | None = None
     try:
         hass.start()
         hass.setup_mqtt(broker.host, broker.port)
-    except (HomeAssistantError, OSError) as error:
-        tail = "" if "(tail):" in str(error) else hass._log_context()
-        pytest.fail(f"Home Assistant did not come up: {error}{tail}", pytrace=False)
+    except HomeAssistantError as error:
+        failure = error
+    if failure is not None:  # failed out here, so that pytest shows no exception chain
+        pytest.fail(f"Home Assistant did not come up: {failure}", pytrace=False)

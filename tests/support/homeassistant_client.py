@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 from homeassistant_api import WebsocketClient
 from niquests import Session
 
+from support.homeassistant_config import VOICE_TITLE
+
 TIMEOUT = 10.0
 _POLL_SECONDS = 0.1
 _ERROR_BODY_CHARS = 500
@@ -75,21 +77,14 @@ def websocket_command(url: str, token: str, command: str, **data: Any) -> Any:
         return client.recv_result(client.send(command, **data)).result
 
 
-def wait_for(
-    probe: Callable[[], T],
-    timeout: float,
-    what: str,
-    context: Callable[[], str] = lambda: "",
-) -> T:
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
     """Poll probe until it returns something truthy and return that; raise after timeout."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
+    while not (value := probe()):
         if time.monotonic() > deadline:
-            raise HomeAssistantError(f"timed out after {timeout:g} s waiting for {what}{context()}")
+            raise HomeAssistantError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(_POLL_SECONDS)
+    return value
 
 
 class HomeAssistantClient:
@@ -150,7 +145,7 @@ class HomeAssistantClient:
         return [
             str(item["message"])
             for item in self.persistent_notifications()
-            if item.get("title") == "voice"
+            if item.get("title") == VOICE_TITLE
         ]
 
     def entity_registry(self) -> list[dict[str, Any]]:

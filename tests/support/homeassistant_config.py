@@ -31,6 +31,11 @@ _ONBOARDING = {
 }
 
 
+# homeassistant_api's websocket client closes with status code 0, which HA logs as a
+# warning ("Received non-Text message") on every disconnect: noise in every log tail.
+_QUIET_LOGGERS = {"homeassistant.components.websocket_api.http.connection": "error"}
+
+
 def configuration(port: int) -> dict[str, Any]:
     """configuration.yaml for an instance serving HTTP on 127.0.0.1:port."""
     return {
@@ -52,7 +57,7 @@ def configuration(port: int) -> dict[str, Any]:
         "input_boolean": None,
         "script": {VOICE_SCRIPT: _voice_script()},
         "notify": [{"platform": "file", "name": NOTIFY_SERVICE, "filename": NOTIFY_FILE}],
-        "logger": {"default": "warning"},
+        "logger": {"default": "warning", "logs": _QUIET_LOGGERS},
     }
 
 

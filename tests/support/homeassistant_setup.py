@@ -56,22 +56,23 @@ def onboard(url: str) -> str:
     return str(token)
 
 
-def setup_mqtt(client: HomeAssistantClient, host: str, port: int, context: Any = lambda: "") -> str:
+def setup_mqtt(client: HomeAssistantClient, host: str, port: int) -> str:
     """Create the MQTT entry, turn discovery on and wait until HA is ready; its entry id.
 
-    context() is appended to the message of a wait that ran out (a log tail).
+    Each wait is bounded by MQTT_TIMEOUT; an entry already there is an error, since
+    the options flow would then change nothing and HA would not reconnect.
     """
     if client.config_entries("mqtt"):
         raise HomeAssistantError("MQTT is already set up in this Home Assistant")
     births = _BirthWatcher(host, port)
     try:
         entry_id = _create_entry(client, host, port)
-        births.wait_for_births(1, context)  # the first connection, before its reload
+        births.wait_for_births(1)  # the first connection, before its reload
         _set_options(client, entry_id, host, port)
-        births.wait_for_births(2, context)
+        births.wait_for_births(2)
     finally:
         births.close()
-    wait_for(lambda: _entry_loaded(client), MQTT_TIMEOUT, "the MQTT entry to load", context)
+    wait_for(lambda: _entry_loaded(client), MQTT_TIMEOUT, "the MQTT entry to load")
     return entry_id
 
 
@@ -127,11 +128,11 @@ class _BirthWatcher:
             raise HomeAssistantError(f"watching {host}:{port} for HA's birth: {outcome}")
         self._connection.subscribe(STATUS_TOPIC, qos=1)
 
-    def wait_for_births(self, count: int, context: Any) -> None:
+    def wait_for_births(self, count: int) -> None:
         def births() -> bool:
             return sum(m.payload == b"online" for m in self._recorder.messages) >= count
 
-        wait_for(births, MQTT_TIMEOUT, f"birth message {count} on {STATUS_TOPIC}", context)
+        wait_for(births, MQTT_TIMEOUT, f"birth message {count} on {STATUS_TOPIC}")
 
     def close(self) -> None:
         self._connection.close()
