@@ -1,0 +1,340 @@
+"""Delivery to a real Home Assistant 2024.3.3: dashboard, phone, voice, entities, outages.
+
+The daemon runs as a process against the session's Mosquitto, to which Home
+Assistant's MQTT integration is connected; each test uses a profile of its own.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from needlecare_integrations.broker import MosquittoBroker
+from support.daemon import DaemonProcess, wait_until
+from support.homeassistant import HomeAssistant
+from support.mosquitto import MqttClientFactory
+
+pytestmark = pytest.mark.e2e
+
+BERLIN = ZoneInfo("Europe/Berlin")
+SLOW = 60.0  # bound for waits that include Home Assistant retries
+
+
+@dataclass
+class Setup:
+    daemon: DaemonProcess
+    profile: str
+    device: str
+
+    @property
+    def node(self) -> str:
+        return f"needlecare_{self.profile}"
+
+    def title(self) -> str:
+        return f"Soothe {self.profile}"
+
+    def reminders(self, status: str | None = None) -> list[dict[str, Any]]:
+        args = ["reminders", "--json", "--profile", self.profile]
+        if status:
+            args += ["--status", status]
+        rows: list[dict[str, Any]] = json.loads(self.daemon.cli(*args).stdout)
+        return rows
+
+    def reminder(self, kind: str) -> dict[str, Any]:
+        return next(r for r in self.reminders() if r["kind"] == kind)
+
+    def outbox(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = json.loads(self.daemon.cli("outbox", "--all", "--json").stdout)
+        return [row for row in rows if row["profile"] == self.profile]
+
+
+def quiet_window(*, covering_now: bool) -> dict[str, str]:
+    """Quiet hours around now (Berlin), or a minute half a day away."""
+    now = datetime.now(BERLIN)  # noqa: TID251 - matches Home Assistant's real clock
+    if covering_now:
+        start, end = now - timedelta(hours=1), now + timedelta(hours=1)
+    else:
+        start = now + timedelta(hours=12)
+        end = start + timedelta(minutes=1)
+    return {"start": f"{start:%H:%M}", "end": f"{end:%H:%M}"}
+
+
+@pytest.fixture
+def setup(
+    homeassistant: HomeAssistant,
+    ha_mosquitto: MosquittoBroker,
+    daemon_factory: Callable[..., DaemonProcess],
+) -> Callable[..., Setup]:
+    def make(*, quiet_now: bool = False) -> Setup:
+        profile = f"p{uuid.uuid4().hex[:8]}"
+        device = f"pen_{profile}"
+        protocol = {
+            "steps": {
+                "soothe": {
+                    "title": f"Soothe {profile}",
+                    "channels": ["mirror", "dashboard", "mobile", "voice"],
+                    "escalation": [],
+                },
+                "actives_pause": {"channels": ["mirror", "dashboard", "mobile"]},
+                "serum_window": {"enabled": False},
+            }
+        }
+        daemon = daemon_factory(
+            ha_mosquitto,
+            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
+            homeassistant={"url": homeassistant.url, "token": homeassistant.token},
+            profiles={
+                profile: {
+                    "timezone": "Europe/Berlin",
+                    "quiet_hours": quiet_window(covering_now=quiet_now),
+                    "notify_service": "notify.test_phone",
+                    "voice": {"service": "script.announce"},
+                }
+            },
+            devices={device: {"owner": profile}},
+            protocol=protocol,
+        ).start()
+        return Setup(daemon, profile, device)
+
+    return make
+
+
+def treat(factory: MqttClientFactory, broker: MosquittoBroker, setup: Setup) -> None:
+    client = factory(broker)
+    topic = f"needlecare/device/{setup.device}/event"
+    client.publish(
+        topic, json.dumps({"event_id": f"s-{setup.profile}", "type": "session_started"}).encode()
+    )
+    client.publish(
+        topic, json.dumps({"event_id": f"e-{setup.profile}", "type": "session_ended"}).encode()
+    )
+
+
+def notification(hass: HomeAssistant, reminder_id: str) -> dict[str, Any] | None:
+    return next(
+        (
+            n
+            for n in hass.persistent_notifications()
+            if n["notification_id"] == f"needlecare_{reminder_id}"
+        ),
+        None,
+    )
+
+
+class TestDelivery:
+    def test_a_session_reaches_the_dashboard_phone_voice_and_entities(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """Soothe shows as a persistent notification, on the phone and by voice; entities follow."""
+        s = setup()
+        treat(mqtt_client_factory, ha_mosquitto, s)
+        soothe = homeassistant.wait_for(
+            lambda: (
+                notification(homeassistant, s.reminder("soothe")["id"]) if s.reminders() else None
+            )
+        )
+        assert s.title() == soothe["title"]
+        homeassistant.wait_for(
+            lambda: any(s.title() in m for m in homeassistant.voice_messages()), what="voice"
+        )
+        homeassistant.wait_for(
+            lambda: any(
+                "Your skin is sensitive now" in line for line in homeassistant.notify_file_lines()
+            ),
+            what="the phone notification",
+        )
+        expected_states = {
+            f"sensor.{s.node}_status": "recovering",
+            f"sensor.{s.node}_recovery_day": "0",
+            f"binary_sensor.{s.node}_actives_restricted": "on",
+            f"sensor.{s.node}_open_prompts": "2",
+        }
+        homeassistant.wait_for(
+            lambda: all(
+                (homeassistant.state(entity) or {}).get("state") == value
+                for entity, value in expected_states.items()
+            ),
+            what=f"entity states {expected_states}",
+        )
+        registered = {e["unique_id"] for e in homeassistant.entity_registry()}
+        expected = {
+            f"{s.node}_{name}"
+            for name in (
+                "last_session", "recovery_day", "status", "next_window_start", "next_window_end",
+                "actives_restricted", "open_prompts", "log_professional_session", "acknowledge_all",
+            )
+        }  # fmt: skip
+        assert set() == expected - registered
+        assert 0 == s.daemon.stop()
+        homeassistant.wait_for(
+            lambda: (
+                (homeassistant.state(f"sensor.{s.node}_status") or {}).get("state") == "unavailable"
+            ),
+            what="entities unavailable after the daemon stopped",
+        )
+
+    def test_acknowledge_all_button_acks_and_dismisses(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """Pressing the Acknowledge-all button in HA acks, and the notification goes away."""
+        s = setup()
+        treat(mqtt_client_factory, ha_mosquitto, s)
+        homeassistant.wait_for(
+            lambda: s.reminders("sent") and notification(homeassistant, s.reminder("soothe")["id"])
+        )
+        button = f"button.{s.node}_acknowledge_all"
+        homeassistant.wait_for(lambda: homeassistant.state(button), what="the button entity")
+        homeassistant.call_service("button", "press", {"entity_id": button})
+        wait_until(lambda: len(s.reminders("acked")) == 2, timeout=SLOW, what="both prompts acked")
+        soothe_id = s.reminder("soothe")["id"]
+        wait_until(
+            lambda: notification(homeassistant, soothe_id) is None, timeout=SLOW, what="dismissed"
+        )
+        homeassistant.wait_for(
+            lambda: "clear_notification" in homeassistant.notify_file_lines(),
+            what="the phone cleared",
+        )
+
+    def test_phone_buttons_ack_and_snooze(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """mobile_app_notification_action events fired in HA ack one prompt and snooze another."""
+        s = setup()
+        treat(mqtt_client_factory, ha_mosquitto, s)
+
+        def phoned() -> set[str]:
+            kinds = {r["id"]: r["kind"] for r in s.reminders()}
+            return {
+                kinds.get(row["reminder_id"], "")
+                for row in s.outbox()
+                if row["channel"] == "mobile" and row["status"] == "sent"
+            }
+
+        wait_until(lambda: {"soothe", "actives_pause"} <= phoned(), timeout=SLOW, what="phoned")
+        sent = {row["reminder_id"]: row["id"] for row in s.outbox() if row["channel"] == "mobile"}
+        soothe, pause = s.reminder("soothe")["id"], s.reminder("actives_pause")["id"]
+        homeassistant.fire_event(
+            "mobile_app_notification_action", {"action": f"NEEDLECARE_ACK:{soothe}:{sent[soothe]}"}
+        )
+        homeassistant.fire_event(
+            "mobile_app_notification_action", {"action": f"NEEDLECARE_SNOOZE:{pause}:{sent[pause]}"}
+        )
+        wait_until(
+            lambda: (
+                (s.reminder("soothe")["status"], s.reminder("actives_pause")["status"])
+                == ("acked", "snoozed")
+            ),
+            timeout=SLOW,
+            what="acked and snoozed",
+        )
+
+
+class TestQuietHours:
+    def test_voice_waits_for_the_end_of_quiet_hours(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """Inside quiet hours the dashboard gets the prompt at once; the voice call waits."""
+        s = setup(quiet_now=True)
+        treat(mqtt_client_factory, ha_mosquitto, s)
+        homeassistant.wait_for(
+            lambda: s.reminders("sent") and notification(homeassistant, s.reminder("soothe")["id"])
+        )
+        wait_until(
+            lambda: all(
+                row["status"] != "pending" for row in s.outbox() if row["channel"] != "voice"
+            ),
+            timeout=SLOW,
+            what="everything but the voice call sent",
+        )
+        [voice] = [row for row in s.outbox() if row["channel"] == "voice"]
+        assert "pending" == voice["status"]
+        assert datetime.fromisoformat(voice["not_before"]) > datetime.now(BERLIN)  # noqa: TID251
+        assert not any(s.title() in m for m in homeassistant.voice_messages())
+
+
+class TestOutages:
+    def test_home_assistant_down_then_back_delivers_once(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """HA stopped, a session happens, HA back: the prompts arrive, each once."""
+        s = setup()
+        homeassistant.stop()
+        try:
+            treat(mqtt_client_factory, ha_mosquitto, s)
+            wait_until(lambda: s.daemon.log_count("homeassistant_unavailable") >= 1, timeout=SLOW)
+        finally:
+            homeassistant.start()
+        soothe_id = homeassistant.wait_for(
+            lambda: s.reminders("sent") and s.reminder("soothe")["id"]
+        )
+        homeassistant.wait_for(
+            lambda: notification(homeassistant, soothe_id), timeout=SLOW, what="the notification"
+        )
+        wait_until(
+            lambda: all(row["status"] == "sent" for row in s.outbox()),
+            timeout=SLOW,
+            what="outbox empty",
+        )
+        spoken = [m for m in homeassistant.voice_messages() if s.title() in m]
+        assert 1 == len(spoken)
+        ids = [n["notification_id"] for n in homeassistant.persistent_notifications()]
+        assert 1 == ids.count(f"needlecare_{soothe_id}")
+
+    def test_entities_come_back_after_home_assistant_restarts_with_wiped_mqtt_state(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """Retained discovery gone from the broker: HA's birth message brings entities back."""
+        s = setup()
+        treat(mqtt_client_factory, ha_mosquitto, s)
+        status = f"sensor.{s.node}_status"
+        homeassistant.wait_for(
+            lambda: (homeassistant.state(status) or {}).get("state") == "recovering"
+        )
+        # Home Assistant down while the broker forgets every retained discovery config.
+        homeassistant.stop()
+        try:
+            wiper = mqtt_client_factory(ha_mosquitto)
+            wiper.subscribe("homeassistant/+/+/+/config")
+            wiper.subscribe("probe/wiped")
+            wiper.publish("probe/wiped", b"x")
+            got = wiper.received.wait_for(lambda got: any(m.topic == "probe/wiped" for m in got))
+            for message in got:
+                if message.topic != "probe/wiped" and message.payload:
+                    wiper.publish(message.topic, b"", retain=True)
+        finally:
+            homeassistant.start()
+        homeassistant.wait_for(
+            lambda: (homeassistant.state(status) or {}).get("state") == "recovering",
+            timeout=SLOW,
+            what="the entity back with its state",
+        )
+        assert s.daemon.log_count("homeassistant_birth") >= 1
