@@ -143,6 +143,15 @@ class TestDelivery:
             )
         )
         assert s.title() == soothe["title"]
+        event = homeassistant.wait_for(
+            lambda: next(
+                (n for n in homeassistant.persistent_notifications()
+                 if n["notification_id"] == f"event_{s.reminder('soothe')['id']}"),
+                None,
+            ),
+            what="the needlecare_reminder event, seen by an automation",
+        )  # fmt: skip
+        assert f"soothe {s.profile}" == event["message"]
         homeassistant.wait_for(
             lambda: any(s.title() in m for m in homeassistant.voice_messages()), what="voice"
         )
@@ -244,6 +253,38 @@ class TestDelivery:
             timeout=SLOW,
             what="acked and snoozed",
         )
+
+
+class TestToken:
+    def test_a_bad_token_is_a_clear_error_without_a_retry_loop(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        daemon_factory: Callable[..., DaemonProcess],
+    ) -> None:
+        """A refused token stops Home Assistant delivery once, says why, and MQTT carries on."""
+        bad = "not-a-valid-token-0123456789"
+        daemon = daemon_factory(
+            ha_mosquitto,
+            mqtt={"client_id": f"needlecare-{uuid.uuid4().hex[:6]}", "session_expiry_s": 60},
+            homeassistant={"url": homeassistant.url, "token": bad},
+        ).start()
+        watcher = mqtt_client_factory(ha_mosquitto)
+        watcher.subscribe("needlecare/mirror/hallway/notify")
+        client = mqtt_client_factory(ha_mosquitto)
+        client.publish(
+            "needlecare/device/pen1/event", b'{"event_id": "bt-s", "type": "session_started"}'
+        )
+        client.publish(
+            "needlecare/device/pen1/event", b'{"event_id": "bt-e", "type": "session_ended"}'
+        )
+        watcher.received.wait_for(lambda got: len(got) >= 1)
+        wait_until(lambda: daemon.log_count("homeassistant_auth_failed") >= 1, timeout=SLOW)
+        tries = json.loads(daemon.cli("outbox", "--json").stdout)
+        assert 1 == sum(item["attempts"] for item in tries)
+        assert bad not in daemon.log_text()
+        assert daemon.alive()
 
 
 class TestQuietHours:

@@ -16,6 +16,7 @@ NOTIFY_SERVICE = "test_phone"
 NOTIFY_FILE = "test_phone.txt"
 VOICE_SCRIPT = "announce"
 VOICE_TITLE = "voice"
+EVENT_TITLE = "needlecare_reminder event"
 TIME_ZONE = "Europe/Berlin"
 
 # Microseconds rather than whole seconds: two announcements within one second
@@ -56,8 +57,30 @@ def configuration(port: int) -> dict[str, Any]:
         "onboarding": None,
         "input_boolean": None,
         "script": {VOICE_SCRIPT: _voice_script()},
+        "automation": [_event_recorder()],
         "notify": [{"platform": "file", "name": NOTIFY_SERVICE, "filename": NOTIFY_FILE}],
         "logger": {"default": "warning", "logs": _QUIET_LOGGERS},
+    }
+
+
+def _event_recorder() -> dict[str, Any]:
+    """An automation that records each needlecare_reminder event as a notification."""
+    return {
+        "id": "record_needlecare_reminder",
+        "alias": "Record needlecare_reminder events",
+        "mode": "queued",
+        "max": 100,
+        "trigger": [{"platform": "event", "event_type": "needlecare_reminder"}],
+        "action": [
+            {
+                "service": "persistent_notification.create",
+                "data": {
+                    "notification_id": "{{ 'event_' ~ trigger.event.data.reminder_id }}",
+                    "title": EVENT_TITLE,
+                    "message": "{{ trigger.event.data.kind }} {{ trigger.event.data.profile }}",
+                },
+            }
+        ],
     }
 
 
