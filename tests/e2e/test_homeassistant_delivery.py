@@ -70,7 +70,7 @@ def setup(
     ha_mosquitto: MosquittoBroker,
     daemon_factory: Callable[..., DaemonProcess],
 ) -> Callable[..., Setup]:
-    def make(*, quiet_now: bool = False) -> Setup:
+    def make(*, quiet_now: bool = False, person: str | None = None) -> Setup:
         profile = f"p{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
         protocol = {
@@ -94,6 +94,7 @@ def setup(
                     "quiet_hours": quiet_window(covering_now=quiet_now),
                     "notify_service": "notify.test_phone",
                     "voice": {"service": "script.announce"},
+                    **({"person": person} if person else {}),
                 }
             },
             devices={device: {"owner": profile}},
@@ -312,6 +313,31 @@ class TestQuietHours:
         assert "pending" == voice["status"]
         assert datetime.fromisoformat(voice["not_before"]) > datetime.now(BERLIN)  # noqa: TID251
         assert not any(s.title() in m for m in homeassistant.voice_messages())
+
+
+class TestVoiceAtHome:
+    def test_voice_is_skipped_while_the_person_is_away(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """With only_when_home and a person who is not home, nothing is said; the rest goes out."""
+        homeassistant.wait_for(lambda: homeassistant.state("person.away_tester"), what="the person")
+        s = setup(person="person.away_tester")
+        treat(mqtt_client_factory, ha_mosquitto, s)
+        wait_until(
+            lambda: (
+                [row["status"] for row in s.outbox() if row["channel"] == "voice"] == ["failed"]
+            ),
+            timeout=SLOW,
+            what="the voice call skipped",
+        )
+        [voice] = [row for row in s.outbox() if row["channel"] == "voice"]
+        assert "person.away_tester is not home" == voice["last_error"]
+        assert not any(s.title() in m for m in homeassistant.voice_messages())
+        assert notification(homeassistant, s.reminder("soothe")["id"]) is not None
 
 
 class TestOutages:

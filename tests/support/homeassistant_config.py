@@ -56,6 +56,8 @@ def configuration(port: int) -> dict[str, Any]:
         "config": None,
         "onboarding": None,
         "input_boolean": None,
+        # A person with no trackers: never 'home', for the voice channel's home check.
+        "person": [{"name": "Away Tester", "id": "away_tester"}],
         "script": {VOICE_SCRIPT: _voice_script()},
         "automation": [_event_recorder()],
         "notify": [{"platform": "file", "name": NOTIFY_SERVICE, "filename": NOTIFY_FILE}],
