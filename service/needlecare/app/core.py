@@ -89,54 +89,74 @@ class CoreLoop:
     clock: Clock
     unrecorded: list[Delivery] = field(default_factory=list)
     failures: int = 0
+    next_due: datetime | None = None
 
     def run(self) -> int:
         while True:
             items = self._next_items()
-            self._record([item for item in items if isinstance(item, Delivery)])
-            self.outbox.confirm([item.mid for item in items if isinstance(item, Published)])
             self._apply_answers(items)
             for item in items:
                 if isinstance(item, Fatal):
                     log.error("daemon_failed", error=str(item.error))
                     refused = isinstance(item.error, MqttFatalError)
                     return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
+            deliveries = [item for item in items if isinstance(item, Delivery)]
+            published = [item.mid for item in items if isinstance(item, Published)]
             if Signal.STOP in items:
+                self._turn(deliveries, published, wake=False)
                 return ExitCode.OK
             if Signal.CONNECTED in items:
                 self._announce()
-            self._settle(wake=Signal.WAKE in items or Signal.CONNECTED in items)
+            self._turn(
+                deliveries, published, wake=Signal.WAKE in items or Signal.CONNECTED in items
+            )
 
     # -- each turn ------------------------------------------------------------------
 
-    def _settle(self, *, wake: bool) -> None:
-        """Do due time-driven work, publish what changed, send the outboxes, re-arm."""
+    def _turn(self, deliveries: list[Delivery], published: list[int], *, wake: bool) -> None:
+        """One transaction: record, do due work, take the mirror's outbox; then send, re-arm.
+
+        A single commit per turn keeps an event's prompt one fsync away from the
+        event, and a failed commit leaves everything unacknowledged and unsent.
+        """
+        batch = self.unrecorded + self._without_births(deliveries)
         now = self.clock.now()
-        due = self._next_wake(now)
-        if wake or (due is not None and due <= now):
-            self._wake(now)
+        due = wake or (self.next_due is not None and self.next_due <= now)
+        try:
+            with self.store.transaction():
+                self.outbox.confirm(published, now)
+                if batch:
+                    self.ingest.record([d.message for d in batch], now)
+                if due:
+                    self.ingest.expire_sessions(now)
+                    self.aftercare.wake(now)
+                outgoing = self.outbox.take(now)
+        except StoreUnavailableError as error:
+            # Not acknowledged, so the broker keeps them; we retry with backoff.
+            self.unrecorded = batch
+            self.failures += 1
+            log.error("store_write_failed", error=str(error), waiting=len(batch))
+            return
+        if self.unrecorded:
+            log.info("store_write_recovered", recorded=len(batch))
+        self.unrecorded, self.failures = [], 0
+        for delivery in batch:
+            self.mqtt.ack(delivery.token)
+        if due:
+            # Day boundaries change the recovery day: refresh every profile on a wake.
+            self.aftercare.touched.update(self.aftercare.config.profiles)
+        self.outbox.send(outgoing)
         self._publish_projections(now)
-        self.outbox.pump(now)
         if self.ha is not None:
             self.ha.pump(now)
-        self.waker.arm(self._next_wake(now))
+        self.next_due = self._next_wake(now)
+        self.waker.arm(self.next_due)
 
     def _next_wake(self, now: datetime) -> datetime | None:
         times = [self.ingest.next_wake(), self.aftercare.next_wake(now)]
         if self.ha is not None:
             times.append(self.ha.next_wake())
         return min((t for t in times if t is not None), default=None)
-
-    def _wake(self, now: datetime) -> None:
-        try:
-            with self.store.transaction():
-                self.ingest.expire_sessions(now)
-                self.aftercare.wake(now)
-        except StoreUnavailableError as error:
-            log.error("store_write_failed", error=str(error))
-            return
-        # Day boundaries change the recovery day: refresh every profile on a wake.
-        self.aftercare.touched.update(self.aftercare.config.profiles)
 
     def _publish_projections(self, now: datetime) -> None:
         if not self.aftercare.touched or not self.mqtt.connected.is_set():
@@ -164,30 +184,18 @@ class CoreLoop:
 
     # -- inbound messages -------------------------------------------------------------
 
-    def _record(self, deliveries: list[Delivery]) -> None:
-        births = [d for d in deliveries if d.message.topic == self.topics.birth]
-        for birth in births:
-            self.mqtt.ack(birth.token)
-            if birth.message.payload == b"online":
+    def _without_births(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Home Assistant's birth message is a signal, not an event: act on it here."""
+        rest = []
+        for delivery in deliveries:
+            if delivery.message.topic != self.topics.birth:
+                rest.append(delivery)
+                continue
+            self.mqtt.ack(delivery.token)
+            if delivery.message.payload == b"online":
                 log.info("homeassistant_birth")
                 self._announce()
-        batch = self.unrecorded + [d for d in deliveries if d not in births]
-        if not batch:
-            return
-        try:
-            self.ingest.handle([delivery.message for delivery in batch], self.clock.now())
-        except StoreUnavailableError as error:
-            # Not acknowledged, so the broker keeps them; we retry with backoff.
-            self.unrecorded = batch
-            self.failures += 1
-            log.error("store_write_failed", error=str(error), waiting=len(batch))
-            return
-        if self.unrecorded:
-            log.info("store_write_recovered", recorded=len(batch))
-        self.unrecorded = []
-        self.failures = 0
-        for delivery in batch:
-            self.mqtt.ack(delivery.token)
+        return rest
 
     # -- Home Assistant ---------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class Daemon:
             ingest=ingest,
             aftercare=aftercare,
             projections=Projections(aftercare, topics),
-            outbox=MqttOutbox(store, aftercare, mqtt, self.clock),
+            outbox=MqttOutbox(store, aftercare, mqtt),
             ha=ha,
             mqtt=mqtt,
             waker=waker,

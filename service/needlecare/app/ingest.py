@@ -78,10 +78,14 @@ class Ingest:
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
-        self._now = now
         with self._store.transaction():
-            for message in messages:
-                self._handle_one(message)
+            self.record(messages, now)
+
+    def record(self, messages: Sequence[InboundMessage], now: datetime) -> None:
+        """Record a batch inside the caller's transaction."""
+        self._now = now
+        for message in messages:
+            self._handle_one(message)
 
     def _handle_one(self, message: InboundMessage) -> None:
         try:

@@ -6,8 +6,7 @@ from datetime import datetime
 import structlog
 
 from needlecare.app.aftercare import MQTT_CHANNELS, Aftercare
-from needlecare.app.ports import StoreUnavailableError
-from needlecare.clock import Clock
+from needlecare.domain.outbox import OutboxItem
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.store import SqliteStore
 
@@ -22,38 +21,38 @@ class MqttOutbox:
     the copy instead of showing it twice.
     """
 
-    def __init__(self, store: SqliteStore, care: Aftercare, mqtt: MqttClient, clock: Clock) -> None:
+    def __init__(self, store: SqliteStore, care: Aftercare, mqtt: MqttClient) -> None:
         self._store = store
         self._care = care
         self._mqtt = mqtt
-        self._clock = clock
         self._in_flight: dict[int, int] = {}  # message id -> outbox id
 
-    def pump(self, now: datetime) -> None:
+    def take(self, now: datetime) -> list[OutboxItem]:
+        """Items to publish now (inside the caller's transaction); none while offline."""
         if not self._mqtt.connected.is_set():
-            return
+            return []
         sending = set(self._in_flight.values())
-        try:
-            with self._store.transaction():
-                ready = self._care.release(now, MQTT_CHANNELS)
-        except StoreUnavailableError as error:
-            log.error("store_write_failed", error=str(error))
-            return
-        for item in ready:
-            if item.id is None or item.id in sending:
-                continue
+        return [
+            item
+            for item in self._care.release(now, MQTT_CHANNELS)
+            if item.id is not None and item.id not in sending
+        ]
+
+    def send(self, items: Sequence[OutboxItem]) -> None:
+        """Publish items taken in a transaction that has committed."""
+        for item in items:
+            assert item.id is not None  # noqa: S101 - taken from the store
             mid = self._mqtt.publish(item.target, item.payload.encode(), qos=1)
             self._in_flight[mid] = item.id
             log.debug("outbox_sent", outbox_id=item.id, topic=item.target)
 
-    def confirm(self, mids: Sequence[int]) -> None:
-        confirmed = [self._in_flight.pop(mid) for mid in mids if mid in self._in_flight]
-        if not confirmed:
-            return
-        now = self._clock.now()
-        try:
-            with self._store.transaction():
-                for outbox_id in confirmed:
-                    self._store.outbox.mark_sent(outbox_id, now)
-        except StoreUnavailableError as error:
-            log.error("store_write_failed", error=str(error))
+    def confirm(self, mids: Sequence[int], now: datetime) -> None:
+        """Mark what the broker acknowledged as sent (inside the caller's transaction).
+
+        If that transaction fails, the items stay pending and go out again later:
+        at least once, never lost.
+        """
+        for mid in mids:
+            outbox_id = self._in_flight.pop(mid, None)
+            if outbox_id is not None:
+                self._store.outbox.mark_sent(outbox_id, now)
