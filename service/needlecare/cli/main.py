@@ -84,6 +84,14 @@ def schema() -> None:
     click.echo(json.dumps(json_schemas(), indent=2))
 
 
+@cli.command("config-reference")
+def config_reference_command() -> None:
+    """Print every configuration key with its type, default and meaning (Markdown)."""
+    from needlecare.cli.config_doc import config_reference  # noqa: PLC0415
+
+    click.echo(config_reference(), nl=False)
+
+
 @cli.command()
 @config_option
 def protocol(config_path: Path | None) -> None:
