@@ -67,6 +67,22 @@ def _session(row: sqlite3.Row) -> Session:
     )
 
 
+_EVENT_COLUMNS = "event_id, source, source_id, type, profile, occurred_at, received_at, payload"
+
+
+def _event(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        event_id=row["event_id"],
+        source=row["source"],
+        source_id=row["source_id"],
+        type=row["type"],
+        profile=row["profile"],
+        occurred_at=from_db(row["occurred_at"]),
+        received_at=from_db(row["received_at"]),
+        payload=row["payload"],
+    )
+
+
 class SqliteStore:
     """The journal on one SQLite file."""
 
@@ -303,22 +319,27 @@ class SqliteStore:
             for row in rows
         ]
 
-    def iter_events(self) -> Iterator[EventRecord]:
+    def products(self, profile: str | None = None) -> list[ProductRecord]:
         rows = self._run(
-            "SELECT event_id, source, source_id, type, profile, occurred_at, received_at,"
-            " payload FROM events ORDER BY seq"
+            "SELECT event_id, profile, applied_at, product, ingredients FROM products_applied"
+            " WHERE :profile IS NULL OR profile = :profile ORDER BY applied_at",
+            {"profile": profile},
         )
-        for row in rows:
-            yield EventRecord(
+        return [
+            ProductRecord(
                 event_id=row["event_id"],
-                source=row["source"],
-                source_id=row["source_id"],
-                type=row["type"],
                 profile=row["profile"],
-                occurred_at=from_db(row["occurred_at"]),
-                received_at=from_db(row["received_at"]),
-                payload=row["payload"],
+                applied_at=from_db(row["applied_at"]),
+                product=row["product"],
+                ingredients=tuple(json.loads(row["ingredients"])),
             )
+            for row in rows
+        ]
+
+    def iter_events(self) -> Iterator[EventRecord]:
+        rows = self._run(f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq")  # noqa: S608
+        for row in rows:
+            yield _event(row)
 
     def last_treated_session(self, profile: str, *, exclude: str | None) -> Session | None:
         """The profile's newest closed session whose skin was treated."""
@@ -351,6 +372,14 @@ class SqliteStore:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def recent_events(self, limit: int) -> list[EventRecord]:
+        """The newest accepted events, newest first."""
+        rows = self._run(
+            f"SELECT {_EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?",  # noqa: S608
+            (limit,),
+        )
+        return [_event(row) for row in rows]
 
     def has_event(self, event_id: str) -> bool:
         row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()

@@ -4,6 +4,7 @@ Runs on the core thread inside the caller's transaction, so a reminder's state
 change and the deliveries it causes are committed together (the outbox).
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,6 +13,7 @@ import structlog
 
 from needlecare.app.notifications import notification_json
 from needlecare.app.ports import AftercareStore
+from needlecare.app.windows import window_event
 from needlecare.config import NeedlecareConfig
 from needlecare.domain import planning
 from needlecare.domain import reminders as rem
@@ -70,7 +72,38 @@ class Aftercare:
         )
         for planned in plan:
             self._upsert(planned, now)
+        self._calendar(session, now)
         self.touched.add(session.profile)
+
+    def _calendar(self, session: Session, now: datetime) -> None:
+        """The next-session window as a Home Assistant calendar event, once per session.
+
+        The outbox key is the session's, so replanning never adds a second event.
+        """
+        ha = self.config.homeassistant
+        if ha is None or ha.calendar_entity is None:
+            return
+        event = window_event(session, self.protocol_for(session))
+        payload = {
+            "entity_id": ha.calendar_entity,
+            "summary": event.summary,
+            "description": event.description,
+            "start_date_time": event.start.astimezone(
+                self.profile(session.profile).zone
+            ).isoformat(),
+            "end_date_time": event.end.astimezone(self.profile(session.profile).zone).isoformat(),
+        }
+        self.store.outbox.add(
+            OutboxItem(
+                key=f"{session.id}:calendar",
+                channel="calendar",
+                target=ha.calendar_entity,
+                payload=json.dumps(payload),
+                not_before=now,
+                created_at=now,
+                profile=session.profile,
+            )
+        )
 
     def session_started(
         self, session: Session, *, event_id: str, depth_limit: float | None, now: datetime

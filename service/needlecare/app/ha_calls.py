@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from needlecare.config import ProfileConfig
 
-HA_CHANNELS = ("dashboard", "mobile", "voice", "event", "dismiss", "clear")
+HA_CHANNELS = ("dashboard", "mobile", "voice", "event", "dismiss", "clear", "calendar")
 ACTION_PREFIX = "NEEDLECARE"
 REMINDER_EVENT = "needlecare_reminder"
 
@@ -50,6 +50,16 @@ def ha_call(
 ) -> HaCall | None:
     """The call for one outbox item; None when the profile has no such channel."""
     body = json.loads(payload)
+    if channel == "calendar":
+        return HaCall("service", "calendar.create_event", body)
+    if channel in {"mobile", "clear"}:
+        return _mobile(channel, body, profile, send_id, snooze_minutes)
+    if channel == "voice":
+        return _voice(body, profile)
+    return _dashboard_or_event(channel, body)
+
+
+def _dashboard_or_event(channel: str, body: dict[str, Any]) -> HaCall | None:
     rid = body["reminder_id"]
     if channel == "dashboard":
         data = {
@@ -59,20 +69,21 @@ def ha_call(
         }
         return HaCall("service", "persistent_notification.create", data)
     if channel == "dismiss":
-        return HaCall(
-            "service", "persistent_notification.dismiss", {"notification_id": notification_id(rid)}
-        )
+        data = {"notification_id": notification_id(rid)}
+        return HaCall("service", "persistent_notification.dismiss", data)
     if channel == "event":
         keys = ("profile", "kind", "reminder_id", "title", "message", "severity")
         return HaCall("event", REMINDER_EVENT, {key: body[key] for key in keys})
-    if channel in {"mobile", "clear"}:
-        return _mobile(channel, body, profile, send_id, snooze_minutes)
-    if channel == "voice" and profile.voice is not None:
-        voice = profile.voice
-        data = {**voice.data, voice.message_field: f"{body['title']}. {body['message']}"}
-        home = profile.person if voice.only_when_home else None
-        return HaCall("service", voice.service, data, only_when_home=home)
     return None
+
+
+def _voice(body: dict[str, Any], profile: ProfileConfig) -> HaCall | None:
+    if profile.voice is None:
+        return None
+    voice = profile.voice
+    data = {**voice.data, voice.message_field: f"{body['title']}. {body['message']}"}
+    home = profile.person if voice.only_when_home else None
+    return HaCall("service", voice.service, data, only_when_home=home)
 
 
 def _mobile(

@@ -236,6 +236,41 @@ def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@config_option
+@click.option("--profile", default=None, help="Only this profile's windows.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
+)
+def calendar(config_path: Path | None, profile: str | None, out: Path | None) -> None:
+    """Export next-session windows as an iCalendar (.ics) file."""
+    from needlecare.app.windows import window_events  # noqa: PLC0415
+    from needlecare.calendar_export import to_ics  # noqa: PLC0415
+    from needlecare.clock import SystemClock  # noqa: PLC0415
+    from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    events = window_events(_reader(config).sessions(profile), build_protocols(config.protocol))
+    text = to_ics(events, now=SystemClock().now())
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8", newline="")
+        click.echo(f"wrote {len(events)} window(s) to {out}", err=True)
+
+
+@cli.command()
+@config_option
+@json_option
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Connection state, pending reminders, outbox backlog and the latest events."""
+    from needlecare.cli.status import collect_status, render_status  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    report = collect_status(config, _reader(config))
+    click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
+
+
 @cli.command("dead-letters")
 @config_option
 @json_option

@@ -128,6 +128,10 @@ class StoreConfig(BaseModel):
     )
 
 
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+
+
 class HomeAssistantConfig(BaseModel):
     """Section ``homeassistant``: the REST API used to deliver reminders."""
 
@@ -145,10 +149,11 @@ class HomeAssistantConfig(BaseModel):
     snooze_minutes: int = Field(
         default=30, ge=1, le=1440, description="How long the phone's Snooze button snoozes."
     )
-
-
-ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
-EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+    calendar_entity: EntityId | None = Field(
+        default=None,
+        description="A calendar (e.g. a Local Calendar, calendar.needlecare) that gets each "
+        "next-session window as an event.",
+    )
 
 
 class VoiceConfig(BaseModel):
