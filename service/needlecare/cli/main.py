@@ -315,11 +315,20 @@ def export(config_path: Path | None, fmt: str, table: str | None, out: Path | No
     """Export sessions, skin checks and reminders as JSON or CSV."""
     config = load_or_exit(config_path)
     reader = _reader(config)
-    data = {
-        "sessions": [output.session_row(s) for s in reader.sessions()],
-        "skin_checks": [output.record(c) for c in reader.skin_checks()],
-        "reminders": [output.reminder_row(r) for r in reader.reminders.listing(None, None)],
+    wanted = (table,) if table else EXPORT_TABLES
+    sources: dict[str, Callable[[], list[dict[str, Any]]]] = {
+        "sessions": lambda: [
+            output.session_row(s) for s in output.progress(reader.sessions(), "sessions")
+        ],
+        "skin_checks": lambda: [
+            output.record(c) for c in output.progress(reader.skin_checks(), "skin checks")
+        ],
+        "reminders": lambda: [
+            output.reminder_row(r)
+            for r in output.progress(reader.reminders.listing(None, None), "reminders")
+        ],
     }
+    data = {name: sources[name]() for name in wanted}
     if fmt == "csv":
         text = output.to_csv(data[table or "sessions"])
     else:

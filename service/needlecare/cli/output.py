@@ -3,15 +3,20 @@
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
+
+import click
 
 from needlecare.domain.records import DeadLetter
 from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
+
+PROGRESS_FROM = 200  # rows; fewer finish before a bar would be seen
 
 
 def _plain(value: Any) -> Any:
@@ -86,6 +91,18 @@ def reminder_row(reminder: Reminder) -> dict[str, Any]:
 
 def dead_letter_row(letter: DeadLetter) -> dict[str, Any]:
     return record(letter)
+
+
+T = TypeVar("T")
+
+
+def progress(items: Sequence[T], label: str) -> Iterator[T]:
+    """Items, with a progress bar on stderr when it is a terminal (never in pipes or logs)."""
+    if not sys.stderr.isatty() or len(items) < PROGRESS_FROM:
+        yield from items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield from bar
 
 
 def printable(text: str, limit: int = 60) -> str:
