@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from needlecare.cli import output
+from needlecare.cli.report_command import report_command
 from needlecare.config import ConfigError, NeedlecareConfig, format_problems, load_config
 from needlecare.domain.events import COMMANDS, describe_validation_error, json_schemas
 
@@ -432,6 +433,9 @@ def _parse_at(text: str, zone: ZoneInfo) -> datetime:
         raise click.BadParameter(f"not a date and time: {text!r}", param_hint="--at") from error
     # A time without an offset is the profile's local time: what a person types.
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+cli.add_command(report_command)
 
 
 def main() -> None:
