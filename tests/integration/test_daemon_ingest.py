@@ -190,3 +190,19 @@ class TestSimulateAndSignals:
         daemon.process.send_signal(signal.SIGINT)
         assert 0 == daemon.wait_exit()
         assert 1 == daemon.log_count("daemon_stopped")
+
+
+class TestStatus:
+    def test_status_reports_the_daemon_and_the_journal(
+        self, mosquitto: MosquittoBroker, daemon_factory: DaemonFactory
+    ) -> None:
+        """``needlecare status`` shows online while running, offline after, and the latest events."""
+        daemon = daemon_factory(mosquitto).start()
+        daemon.cli("simulate", "--pace", "0")
+        wait_until(lambda: daemon.count("events") == 6, what="the simulated events")
+        report = json.loads(daemon.cli("status", "--json").stdout)
+        assert ("online", 5) == (report["daemon"], len(report["recent_events"]))
+        assert "product_applied" == report["recent_events"][0]["type"]
+        assert report["reminders_waiting"] >= 1
+        assert 0 == daemon.stop()
+        assert "offline" == json.loads(daemon.cli("status", "--json").stdout)["daemon"]

@@ -27,6 +27,7 @@ from needlecare.clock import Clock
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.backoff import backoff_delay
+from needlecare_integrations.mqtt.credentials import apply_credentials
 
 log = structlog.get_logger(__name__)
 
@@ -123,15 +124,7 @@ class MqttClient:
             manual_ack=True,
             reconnect_on_failure=False,
         )
-        if cfg.username is not None:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=_path(cfg.tls.ca_file),
-                certfile=_path(cfg.tls.cert_file),
-                keyfile=_path(cfg.tls.key_file),
-            )
+        apply_credentials(client, cfg)
         client.will_set(self._topics.status, b"offline", qos=1, retain=True)
         paho_log = logging.getLogger("needlecare.paho")
         paho_log.setLevel(logging.WARNING)
@@ -317,7 +310,3 @@ def _topic_text(msg: paho.MQTTMessage) -> str:
         return str(msg.topic)
     except UnicodeDecodeError:
         return bytes(msg._topic).decode("utf-8", errors="backslashreplace")
-
-
-def _path(value: object) -> str | None:
-    return None if value is None else str(value)

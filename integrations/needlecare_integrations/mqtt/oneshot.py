@@ -9,6 +9,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from needlecare.config import MqttConfig
+from needlecare_integrations.mqtt.credentials import apply_credentials
 
 
 class PublishError(RuntimeError):
@@ -24,15 +25,7 @@ def publish_all(
         client_id=f"{config.client_id}-cli-{uuid.uuid4().hex[:8]}",
         protocol=paho.MQTTv5,
     )
-    if config.username is not None:
-        password = config.password.get_secret_value() if config.password else None
-        client.username_pw_set(config.username, password)
-    if config.tls is not None:
-        client.tls_set(
-            ca_certs=str(config.tls.ca_file) if config.tls.ca_file else None,
-            certfile=str(config.tls.cert_file) if config.tls.cert_file else None,
-            keyfile=str(config.tls.key_file) if config.tls.key_file else None,
-        )
+    apply_credentials(client, config)
     connack: list[Any] = []
     answered = threading.Event()
 
@@ -62,3 +55,35 @@ def publish_all(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def read_retained(config: MqttConfig, topic: str, *, timeout: float = 3.0) -> str | None:
+    """The retained payload on ``topic`` as text; None if none arrives within ``timeout``.
+
+    Raises PublishError when the broker cannot be reached.
+    """
+    got: list[str] = []
+    done = threading.Event()
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"{config.client_id}-cli-{uuid.uuid4().hex[:8]}"
+    )
+    apply_credentials(client, config)
+
+    def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        got.append(msg.payload.decode(errors="replace"))
+        done.set()
+
+    client.on_connect = lambda c, *_: c.subscribe(topic)
+    client.on_message = on_message
+    try:
+        client.connect(config.host, config.port, keepalive=10)
+    except OSError as error:
+        msg = f"cannot reach the broker at {config.host}:{config.port}: {error}"
+        raise PublishError(msg) from error
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[0] if got else None

@@ -1,58 +1,25 @@
 """``needlecare status``: what the daemon is doing, from the broker and the database."""
 
-import threading
-import uuid
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from needlecare.cli.output import table
 from needlecare.clock import SystemClock
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.topics import Topics
+from needlecare_integrations.mqtt.oneshot import PublishError, read_retained
 from needlecare_integrations.store import SqliteStore
 
 RECENT = 5
 
 
-def broker_status(config: NeedlecareConfig, timeout: float = 3.0) -> str:
+def broker_status(config: NeedlecareConfig) -> str:
     """The daemon's retained status (online/offline), or why it could not be read."""
-    cfg = config.mqtt
-    topics = Topics(cfg.base_topic, cfg.discovery_prefix)
-    got: list[str] = []
-    done = threading.Event()
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"{cfg.client_id}-status-{uuid.uuid4().hex[:6]}"
-    )
-    if cfg.username is not None:
-        client.username_pw_set(
-            cfg.username, cfg.password.get_secret_value() if cfg.password else None
-        )
-    if cfg.tls is not None:
-        client.tls_set(
-            ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
-            certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-            keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
-        )
-
-    def on_message(_client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
-        got.append(msg.payload.decode(errors="replace"))
-        done.set()
-
-    client.on_connect = lambda c, *_: c.subscribe(topics.status)
-    client.on_message = on_message
+    topics = Topics(config.mqtt.base_topic, config.mqtt.discovery_prefix)
     try:
-        client.connect(cfg.host, cfg.port, keepalive=10)
-    except OSError as error:
+        status = read_retained(config.mqtt, topics.status)
+    except PublishError as error:
         return f"broker unreachable ({error})"
-    client.loop_start()
-    try:
-        done.wait(timeout)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return got[0] if got else "unknown (no retained status: has the daemon ever run?)"
+    return status or "unknown (no retained status: has the daemon ever run?)"
 
 
 def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, Any]:
