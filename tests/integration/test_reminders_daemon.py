@@ -92,10 +92,25 @@ class TestSootheOnTheMirror:
         expected = {"profile": "alice", "severity": "warning", "actions": ["ack", "snooze"]}
         assert expected == {key: soothe[key] for key in expected}
         assert soothe["id"] == soothe["reminder_id"]
-        prompt = json.loads(retained(mqtt_client_factory, mosquitto, PROMPT) or b"{}")
-        assert soothe["reminder_id"] == prompt.get("reminder_id")
+        # The retained topics follow the notification on the same connection: wait, not race.
+        wait_until(
+            lambda: (
+                json.loads(retained(mqtt_client_factory, mosquitto, PROMPT) or b"{}").get(
+                    "reminder_id"
+                )
+                == soothe["reminder_id"]
+            ),
+            what="the retained prompt",
+        )
+        wait_until(
+            lambda: (
+                json.loads(retained(mqtt_client_factory, mosquitto, STATE) or b"{}").get("status")
+                == "recovering"
+            ),
+            what="the retained state",
+        )
         state = json.loads(retained(mqtt_client_factory, mosquitto, STATE) or b"{}")
-        assert ("recovering", 0) == (state["status"], state["recovery_day"])
+        assert 0 == state["recovery_day"]
         assert ["actives_pause"] == [r["name"] for r in state["restrictions"]]
         rows = json.loads(daemon.cli("reminders", "--json", "--status", "sent").stdout)
         assert {"soothe", "actives_pause"} <= {r["kind"] for r in rows}
@@ -113,7 +128,7 @@ class TestSootheOnTheMirror:
         client = mqtt_client_factory(mosquitto)
         session(client, 1)
         soothe = wait_for_kind(watcher, NOTIFY, "soothe")
-        assert retained(mqtt_client_factory, mosquitto, PROMPT)
+        wait_until(lambda: retained(mqtt_client_factory, mosquitto, PROMPT) is not None)
         client.publish(MIRROR, event("ack1", "ack", reminder_id=soothe["reminder_id"]))
         wait_until(
             lambda: retained(mqtt_client_factory, mosquitto, PROMPT) is None, what="prompt cleared"
@@ -277,4 +292,4 @@ class TestCommands:
             ),
             what="soothe and actives_pause acked",
         )
-        assert retained(mqtt_client_factory, mosquitto, PROMPT) is None
+        wait_until(lambda: retained(mqtt_client_factory, mosquitto, PROMPT) is None)

@@ -5,7 +5,8 @@ from datetime import datetime
 
 import structlog
 
-from needlecare.app.aftercare import MQTT_CHANNELS, Aftercare
+from needlecare.app.aftercare import Aftercare
+from needlecare.app.dispatch import MQTT_CHANNELS
 from needlecare.domain.outbox import OutboxItem
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.store import SqliteStore
