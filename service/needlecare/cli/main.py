@@ -6,44 +6,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
 from pydantic import ValidationError
 
 from needlecare.cli import output
+from needlecare.cli.common import config_option, json_option, load_or_exit, local_time, reader
+from needlecare.cli.reminder_commands import REMINDER_COMMANDS
 from needlecare.cli.report_command import report_command
-from needlecare.config import ConfigError, NeedlecareConfig, format_problems, load_config
 from needlecare.domain.events import COMMANDS, describe_validation_error, json_schemas
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-CONFIG_HELP = "YAML config file (default: $NEEDLECARE_CONFIG, else built-in defaults)."
-
-
-def config_option(func: F) -> F:
-    return click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help=CONFIG_HELP,
-    )(func)
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")(func)
-
-
-def load_or_exit(config_path: Path | None) -> NeedlecareConfig:
-    """Load the config, or print every problem and exit 1 (no traceback)."""
-    try:
-        return load_config(config_path)
-    except ConfigError as error:
-        click.echo(format_problems(error), err=True)
-        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,7 +87,7 @@ def protocol(config_path: Path | None) -> None:
 def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> None:
     """List recorded sessions."""
     config = load_or_exit(config_path)
-    found = _reader(config).sessions(profile)
+    found = reader(config).sessions(profile)
     if as_json:
         click.echo(output.to_json(output.session_row(s) for s in found))
         return
@@ -124,8 +97,8 @@ def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> No
             s.profile,
             s.device_id or s.source,
             s.setting,
-            _local(config, s.profile, s.started_at),
-            _local(config, s.profile, s.ended_at),
+            local_time(config, s.profile, s.started_at),
+            local_time(config, s.profile, s.ended_at),
             s.status.value,
             s.needle_depth_mm,
         )
@@ -135,150 +108,13 @@ def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> No
     click.echo(output.table(headers, rows))
 
 
-REMINDER_STATUSES = ("pending", "sent", "late", "acked", "snoozed", "missed", "cancelled")
-
-
-@cli.command()
-@config_option
-@click.option("--profile", default=None, help="Only this profile's reminders.")
-@click.option(
-    "--status", type=click.Choice(REMINDER_STATUSES), default=None, help="Only this status."
-)
-@json_option
-def reminders(
-    config_path: Path | None, profile: str | None, status: str | None, as_json: bool
-) -> None:
-    """List reminders with due time, channels and status."""
-    config = load_or_exit(config_path)
-    found = _reader(config).reminders.listing(profile, status)
-    if as_json:
-        click.echo(output.to_json(output.reminder_row(r) for r in found))
-        return
-    rows = [
-        (
-            r.id,
-            r.profile,
-            r.kind,
-            _local(config, r.profile, r.due_at),
-            ",".join(c.value for c in r.channels),
-            r.status.value,
-            r.title,
-        )
-        for r in found
-    ]
-    click.echo(output.table(("id", "profile", "kind", "due", "channels", "status", "title"), rows))
-
-
-@cli.command()
-@config_option
-@click.argument("reminder_id")
-@click.option(
-    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
-)
-def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
-    """Acknowledge a reminder everywhere (mirror, Home Assistant)."""
-    _send_reminder_command(config_path, reminder_id, {"action": "ack"}, wait)
-
-
-@cli.command()
-@config_option
-@click.argument("reminder_id")
-@click.option(
-    "--minutes", type=click.IntRange(1, 1440), required=True, help="Deliver again in N minutes."
-)
-@click.option(
-    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
-)
-def snooze(config_path: Path | None, reminder_id: str, minutes: int, wait: float) -> None:
-    """Snooze a reminder for N minutes."""
-    _send_reminder_command(config_path, reminder_id, {"action": "snooze", "minutes": minutes}, wait)
-
-
-def _send_reminder_command(
-    config_path: Path | None, reminder_id: str, command: dict[str, Any], wait: float
-) -> None:
-    from needlecare.cli.commands import send_command  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    reminder = _reader(config).reminders.get(reminder_id)
-    if reminder is None:
-        raise click.BadParameter(f"no reminder {reminder_id!r}", param_hint="REMINDER_ID")
-    body = {**command, "reminder_id": reminder_id, "event_id": f"cli-{uuid.uuid4().hex}"}
-    sys.exit(send_command(config, reminder.profile, body, wait=wait))
-
-
-@cli.command()
-@config_option
-@click.option("--all", "show_all", is_flag=True, help="Include sent and cancelled deliveries.")
-@json_option
-def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
-    """Show deliveries waiting to go out, and why they wait."""
-    config = load_or_exit(config_path)
-    items = _reader(config).outbox.listing(None if show_all else "pending")
-    if as_json:
-        click.echo(output.to_json(output.record(i) for i in items))
-        return
-    rows = [
-        (
-            i.id,
-            i.channel,
-            output.printable(i.target, 40),
-            i.status.value,
-            i.not_before,
-            i.attempts,
-            i.last_error,
-        )
-        for i in items
-    ]
-    click.echo(
-        output.table(
-            ("id", "channel", "target", "status", "not before", "tries", "last error"), rows
-        )
-    )
-
-
-@cli.command()
-@config_option
-@click.option("--profile", default=None, help="Only this profile's windows.")
-@click.option(
-    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
-)
-def calendar(config_path: Path | None, profile: str | None, out: Path | None) -> None:
-    """Export next-session windows as an iCalendar (.ics) file."""
-    from needlecare.app.windows import window_events  # noqa: PLC0415
-    from needlecare.calendar_export import to_ics  # noqa: PLC0415
-    from needlecare.clock import SystemClock  # noqa: PLC0415
-    from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    events = window_events(_reader(config).sessions(profile), build_protocols(config.protocol))
-    text = to_ics(events, now=SystemClock().now())
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        out.write_text(text, encoding="utf-8", newline="")
-        click.echo(f"wrote {len(events)} window(s) to {out}", err=True)
-
-
-@cli.command()
-@config_option
-@json_option
-def status(config_path: Path | None, as_json: bool) -> None:
-    """Connection state, pending reminders, outbox backlog and the latest events."""
-    from needlecare.cli.status import collect_status, render_status  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    report = collect_status(config, _reader(config))
-    click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
-
-
 @cli.command("dead-letters")
 @config_option
 @json_option
 def dead_letters(config_path: Path | None, as_json: bool) -> None:
     """List rejected inbound messages with the reasons."""
     config = load_or_exit(config_path)
-    letters = _reader(config).dead_letters()
+    letters = reader(config).dead_letters()
     if as_json:
         click.echo(output.to_json(output.dead_letter_row(d) for d in letters))
         return
@@ -315,18 +151,18 @@ EXPORT_TABLES = ("sessions", "skin_checks", "reminders")
 def export(config_path: Path | None, fmt: str, table: str | None, out: Path | None) -> None:
     """Export sessions, skin checks and reminders as JSON or CSV."""
     config = load_or_exit(config_path)
-    reader = _reader(config)
+    store = reader(config)
     wanted = (table,) if table else EXPORT_TABLES
     sources: dict[str, Callable[[], list[dict[str, Any]]]] = {
         "sessions": lambda: [
-            output.session_row(s) for s in output.progress(reader.sessions(), "sessions")
+            output.session_row(s) for s in output.progress(store.sessions(), "sessions")
         ],
         "skin_checks": lambda: [
-            output.record(c) for c in output.progress(reader.skin_checks(), "skin checks")
+            output.record(c) for c in output.progress(store.skin_checks(), "skin checks")
         ],
         "reminders": lambda: [
             output.reminder_row(r)
-            for r in output.progress(reader.reminders.listing(None, None), "reminders")
+            for r in output.progress(store.reminders.listing(None, None), "reminders")
         ],
     }
     data = {name: sources[name]() for name in wanted}
@@ -369,7 +205,7 @@ def log_session(
     The session is sent to the daemon as a ``log_session`` command, the same way
     Home Assistant's button does, so the daemon stays the only writer.
     """
-    from needlecare.cli.commands import send_command  # noqa: PLC0415
+    from needlecare.cli.send import send_command  # noqa: PLC0415
 
     config = load_or_exit(config_path)
     if profile not in config.profiles:
@@ -410,22 +246,6 @@ def simulate(
     sys.exit(simulate_session(config, device=device, mirror=mirror, pace=pace, depth=depth))
 
 
-def _reader(config: NeedlecareConfig) -> Any:
-    from needlecare_integrations.store import SqliteStore, StoreError  # noqa: PLC0415
-
-    try:
-        return SqliteStore.open_read_only(config.store.path)
-    except StoreError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(4)
-
-
-def _local(config: NeedlecareConfig, profile: str, moment: datetime | None) -> datetime | None:
-    if moment is None or profile not in config.profiles:
-        return moment
-    return moment.astimezone(ZoneInfo(config.profiles[profile].timezone))
-
-
 def _parse_at(text: str, zone: ZoneInfo) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -435,7 +255,8 @@ def _parse_at(text: str, zone: ZoneInfo) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
-cli.add_command(report_command)
+for command in (*REMINDER_COMMANDS, report_command):
+    cli.add_command(command)
 
 
 def main() -> None:

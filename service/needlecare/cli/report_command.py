@@ -4,25 +4,15 @@ from pathlib import Path
 
 import click
 
+from needlecare.cli.common import config_option, load_or_exit, reader
 from needlecare.clock import Clock, SystemClock
-
-# The same -c option as every other command. main.py's ``config_option`` is not
-# imported here: main.py imports this module to register the command.
-_CONFIG_HELP = "YAML config file (default: $NEEDLECARE_CONFIG, else built-in defaults)."
 
 
 def make_report_command(clock: Clock) -> click.Command:
     """The ``report`` command, taking "generated at" from ``clock``."""
 
     @click.command("report")
-    @click.option(
-        "-c",
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
-        help=_CONFIG_HELP,
-    )
+    @config_option
     @click.option("--profile", required=True, help="Whose report to make.")
     @click.option(
         "--out",
@@ -37,13 +27,12 @@ def make_report_command(clock: Clock) -> click.Command:
         The page holds everything it needs (styles, plots), so it opens offline.
         """
         # Lazy: the report pulls in matplotlib, which no other command needs.
-        from needlecare.cli.main import _reader, load_or_exit  # noqa: PLC0415
         from needlecare.report import gather, render_html  # noqa: PLC0415
 
         config = load_or_exit(config_path)
         if profile not in config.profiles:
             raise click.BadParameter(f"unknown profile {profile!r}", param_hint="--profile")
-        store = _reader(config)
+        store = reader(config)
         try:
             page = render_html(gather(store, config, profile, clock.now()))
         finally:

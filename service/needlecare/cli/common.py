@@ -1,0 +1,56 @@
+"""What every command shares: the -c option, --json, config loading, the store reader."""
+
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import click
+
+from needlecare.config import ConfigError, NeedlecareConfig, format_problems, load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_HELP = "YAML config file (default: $NEEDLECARE_CONFIG, else built-in defaults)."
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=CONFIG_HELP,
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")(func)
+
+
+def load_or_exit(config_path: Path | None) -> NeedlecareConfig:
+    """Load the config, or print every problem and exit 1 (no traceback)."""
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        click.echo(format_problems(error), err=True)
+        sys.exit(1)
+
+
+def reader(config: NeedlecareConfig) -> Any:
+    from needlecare_integrations.store import SqliteStore, StoreError  # noqa: PLC0415
+
+    try:
+        return SqliteStore.open_read_only(config.store.path)
+    except StoreError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(4)
+
+
+def local_time(config: NeedlecareConfig, profile: str, moment: datetime | None) -> datetime | None:
+    if moment is None or profile not in config.profiles:
+        return moment
+    return moment.astimezone(ZoneInfo(config.profiles[profile].timezone))

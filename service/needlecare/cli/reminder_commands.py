@@ -1,0 +1,151 @@
+"""Commands about reminders and their deliveries: list, ack, snooze, outbox, calendar, status."""
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from needlecare.cli import output
+from needlecare.cli.common import config_option, json_option, load_or_exit, local_time, reader
+
+REMINDER_STATUSES = ("pending", "sent", "late", "acked", "snoozed", "missed", "cancelled")
+
+
+@click.command()
+@config_option
+@click.option("--profile", default=None, help="Only this profile's reminders.")
+@click.option(
+    "--status", type=click.Choice(REMINDER_STATUSES), default=None, help="Only this status."
+)
+@json_option
+def reminders(
+    config_path: Path | None, profile: str | None, status: str | None, as_json: bool
+) -> None:
+    """List reminders with due time, channels and status."""
+    config = load_or_exit(config_path)
+    found = reader(config).reminders.listing(profile, status)
+    if as_json:
+        click.echo(output.to_json(output.reminder_row(r) for r in found))
+        return
+    rows = [
+        (
+            r.id,
+            r.profile,
+            r.kind,
+            local_time(config, r.profile, r.due_at),
+            ",".join(c.value for c in r.channels),
+            r.status.value,
+            r.title,
+        )
+        for r in found
+    ]
+    click.echo(output.table(("id", "profile", "kind", "due", "channels", "status", "title"), rows))
+
+
+@click.command()
+@config_option
+@click.argument("reminder_id")
+@click.option(
+    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
+)
+def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
+    """Acknowledge a reminder everywhere (mirror, Home Assistant)."""
+    _send_reminder_command(config_path, reminder_id, {"action": "ack"}, wait)
+
+
+@click.command()
+@config_option
+@click.argument("reminder_id")
+@click.option(
+    "--minutes", type=click.IntRange(1, 1440), required=True, help="Deliver again in N minutes."
+)
+@click.option(
+    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
+)
+def snooze(config_path: Path | None, reminder_id: str, minutes: int, wait: float) -> None:
+    """Snooze a reminder for N minutes."""
+    _send_reminder_command(config_path, reminder_id, {"action": "snooze", "minutes": minutes}, wait)
+
+
+def _send_reminder_command(
+    config_path: Path | None, reminder_id: str, command: dict[str, Any], wait: float
+) -> None:
+    from needlecare.cli.send import send_command  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    reminder = reader(config).reminders.get(reminder_id)
+    if reminder is None:
+        raise click.BadParameter(f"no reminder {reminder_id!r}", param_hint="REMINDER_ID")
+    body = {**command, "reminder_id": reminder_id, "event_id": f"cli-{uuid.uuid4().hex}"}
+    sys.exit(send_command(config, reminder.profile, body, wait=wait))
+
+
+@click.command()
+@config_option
+@click.option("--all", "show_all", is_flag=True, help="Include sent and cancelled deliveries.")
+@json_option
+def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
+    """Show deliveries waiting to go out, and why they wait."""
+    config = load_or_exit(config_path)
+    items = reader(config).outbox.listing(None if show_all else "pending")
+    if as_json:
+        click.echo(output.to_json(output.record(i) for i in items))
+        return
+    rows = [
+        (
+            i.id,
+            i.channel,
+            output.printable(i.target, 40),
+            i.status.value,
+            i.not_before,
+            i.attempts,
+            i.last_error,
+        )
+        for i in items
+    ]
+    click.echo(
+        output.table(
+            ("id", "channel", "target", "status", "not before", "tries", "last error"), rows
+        )
+    )
+
+
+@click.command()
+@config_option
+@click.option("--profile", default=None, help="Only this profile's windows.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
+)
+def calendar(config_path: Path | None, profile: str | None, out: Path | None) -> None:
+    """Export next-session windows as an iCalendar (.ics) file."""
+    from needlecare.app.windows import window_events  # noqa: PLC0415
+    from needlecare.calendar_export import to_ics  # noqa: PLC0415
+    from needlecare.clock import SystemClock  # noqa: PLC0415
+    from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    events = window_events(reader(config).sessions(profile), build_protocols(config.protocol))
+    text = to_ics(events, now=SystemClock().now())
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8", newline="")
+        click.echo(f"wrote {len(events)} window(s) to {out}", err=True)
+
+
+@click.command()
+@config_option
+@json_option
+def status(config_path: Path | None, as_json: bool) -> None:
+    """Connection state, pending reminders, outbox backlog and the latest events."""
+    from needlecare.cli.status import collect_status, render_status  # noqa: PLC0415
+
+    config = load_or_exit(config_path)
+    report = collect_status(config, reader(config))
+    click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
+
+
+REMINDER_COMMANDS = (reminders, ack, snooze, outbox, calendar, status)
