@@ -196,7 +196,7 @@ class TestStatus:
     def test_status_reports_the_daemon_and_the_journal(
         self, mosquitto: MosquittoBroker, daemon_factory: DaemonFactory
     ) -> None:
-        """``needlecare status`` shows online while running, offline after, and the latest events."""
+        """``needlecare status``: online while running, offline after, and the latest events."""
         daemon = daemon_factory(mosquitto).start()
         daemon.cli("simulate", "--pace", "0")
         wait_until(lambda: daemon.count("events") == 6, what="the simulated events")
