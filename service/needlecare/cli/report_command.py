@@ -27,7 +27,11 @@ def make_report_command(clock: Clock) -> click.Command:
         The page holds everything it needs (styles, plots), so it opens offline.
         """
         # Lazy: the report pulls in matplotlib, which no other command needs.
-        from needlecare.report import gather, render_html  # noqa: PLC0415
+        try:
+            from needlecare.report import gather, render_html  # noqa: PLC0415
+        except ModuleNotFoundError as error:
+            msg = f"the report needs the 'report' extra: pip install 'needlecare[report]' ({error})"
+            raise click.ClickException(msg) from error
 
         config = load_or_exit(config_path)
         if profile not in config.profiles:
