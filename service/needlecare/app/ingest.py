@@ -200,7 +200,9 @@ class Ingest:
         latest = self._store.latest_session(device_id)
         for session in rules.apply_device_event(payload, ctx, latest):
             self._store.save_session(session)
-            log.info(
+            # A heartbeat only moves last_seen: not worth a line per beat at INFO.
+            changed = isinstance(payload, SessionStarted) or not session.is_open
+            (log.info if changed else log.debug)(
                 "session_recorded",
                 session_id=session.id,
                 device_id=device_id,
