@@ -204,6 +204,16 @@ class OutboxTable:
             (self._to_db(now), *channels, limit),
         )
 
+    def oldest_retry(self, channels: tuple[str, ...]) -> OutboxItem | None:
+        """The oldest pending item that has failed before: nothing may overtake it."""
+        marks = ", ".join("?" for _ in channels)
+        found = self._select(
+            f"WHERE status = 'pending' AND attempts > 0 AND channel IN ({marks})"
+            " ORDER BY id LIMIT 1",
+            channels,
+        )
+        return found[0] if found else None
+
     def next_not_before(self, channels: tuple[str, ...]) -> datetime | None:
         marks = ", ".join("?" for _ in channels)
         value = self._run(

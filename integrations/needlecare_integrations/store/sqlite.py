@@ -83,6 +83,16 @@ def _event(row: sqlite3.Row) -> EventRecord:
     )
 
 
+def _check_writable(conn: sqlite3.Connection) -> None:
+    """Fail at start, not on the first event, when the file cannot be written.
+
+    SQLite opens a WAL database read-only without a word when its directory or
+    its -wal/-shm files are not writable, and such a connection stays read-only.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute(f"PRAGMA user_version = {version}")
+
+
 class SqliteStore:
     """The journal on one SQLite file."""
 
@@ -105,6 +115,7 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA busy_timeout = 5000")
             migrate(conn, path, backup=backup, now=now)
+            _check_writable(conn)
         except (sqlite3.Error, OSError, MigrationError) as error:
             if conn is not None:
                 conn.close()

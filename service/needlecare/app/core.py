@@ -11,7 +11,7 @@ import json
 import queue
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 import structlog
@@ -90,6 +90,7 @@ class CoreLoop:
     unrecorded: list[Delivery] = field(default_factory=list)
     failures: int = 0
     next_due: datetime | None = None
+    retry_at: datetime | None = None
 
     def run(self) -> int:
         while True:
@@ -121,6 +122,9 @@ class CoreLoop:
         """
         batch = self.unrecorded + self._without_births(deliveries)
         now = self.clock.now()
+        if self.retry_at is not None and now < self.retry_at:
+            self.unrecorded = batch  # still backing off: hold on to them, unacknowledged
+            return
         due = wake or (self.next_due is not None and self.next_due <= now)
         try:
             with self.store.transaction():
@@ -132,14 +136,16 @@ class CoreLoop:
                     self.aftercare.wake(now)
                 outgoing = self.outbox.take(now)
         except StoreUnavailableError as error:
-            # Not acknowledged, so the broker keeps them; we retry with backoff.
-            self.unrecorded = batch
-            self.failures += 1
+            self._back_off(batch, now)
             log.error("store_write_failed", error=str(error), waiting=len(batch))
+            return
+        except Exception as error:
+            self._back_off(batch, now)
+            log.exception("turn_failed", error=str(error), waiting=len(batch))
             return
         if self.unrecorded:
             log.info("store_write_recovered", recorded=len(batch))
-        self.unrecorded, self.failures = [], 0
+        self.unrecorded, self.failures, self.retry_at = [], 0, None
         for delivery in batch:
             self.mqtt.ack(delivery.token)
         if due:
@@ -151,6 +157,14 @@ class CoreLoop:
             self.ha.pump(now)
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
+
+    def _back_off(self, batch: list[Delivery], now: datetime) -> None:
+        """Keep the batch unacknowledged (the broker holds it) and retry after a pause."""
+        self.unrecorded = batch
+        delay = RETRY_DELAYS_S[min(self.failures, len(RETRY_DELAYS_S) - 1)]
+        self.failures += 1
+        self.retry_at = now + timedelta(seconds=delay)
+        self.waker.arm(self.retry_at)
 
     def _next_wake(self, now: datetime) -> datetime | None:
         times = [self.ingest.next_wake(), self.aftercare.next_wake(now)]

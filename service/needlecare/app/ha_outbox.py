@@ -29,7 +29,6 @@ class HaOutbox:
         self._care = care
         self._worker = worker
         self._busy: int | None = None
-        self._blocked_until: datetime | None = None
         self.disabled: str | None = None
 
     def pump(self, now: datetime) -> None:
@@ -58,8 +57,17 @@ class HaOutbox:
         except StoreUnavailableError as error:
             log.error("store_write_failed", error=str(error))
 
+    def _blocked_until(self) -> datetime | None:
+        """While the oldest failed item waits for its retry, everything waits.
+
+        Read from the store, so the order survives a restart of the daemon.
+        """
+        head = self._care.store.outbox.oldest_retry(HA_CHANNELS)
+        return None if head is None else head.not_before
+
     def _blocked(self, now: datetime) -> bool:
-        return self._blocked_until is not None and now < self._blocked_until
+        until = self._blocked_until()
+        return until is not None and now < until
 
     def finished(
         self, item_id: int, outcome: str, error: str | None, retry_after_s: float, now: datetime
@@ -70,10 +78,9 @@ class HaOutbox:
         with store.transaction():
             if outcome == "sent":
                 store.outbox.mark_sent(item_id, now)
-                self._blocked_until = None
             elif outcome == "retry":
-                self._blocked_until = now + timedelta(seconds=retry_after_s)
-                store.outbox.mark_failed(item_id, error or "", retry_at=self._blocked_until)
+                retry_at = now + timedelta(seconds=retry_after_s)
+                store.outbox.mark_failed(item_id, error or "", retry_at=retry_at)
                 log.warning(
                     "homeassistant_unavailable",
                     outbox_id=item_id,
@@ -97,6 +104,4 @@ class HaOutbox:
     def next_wake(self) -> datetime | None:
         if self.disabled or self._busy is not None:
             return None
-        if self._blocked_until is not None:
-            return self._blocked_until
-        return self._care.store.outbox.next_not_before(HA_CHANNELS)
+        return self._blocked_until() or self._care.store.outbox.next_not_before(HA_CHANNELS)

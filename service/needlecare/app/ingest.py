@@ -7,7 +7,7 @@ message that trips over a bug is dead-lettered alone and the rest still land.
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -112,6 +112,7 @@ class Ingest:
             payload = _PARSERS[where.source].validate_json(message.payload)
         except ValidationError as error:
             raise RejectedError(describe_validation_error(error)) from error
+        _check_timestamp(payload, message.received_at)
         profile = self._profile_for(where, payload)
         record = _event_record(message, where, payload, profile)
         if not self._store.add_event(record):
@@ -248,6 +249,23 @@ class Ingest:
     def next_wake(self) -> datetime | None:
         """When time-driven work is next due."""
         return rules.next_expiry(self._store.open_sessions(), self._config.sessions.timeout)
+
+
+# Device clocks drift, but an event from next week or last century is a broken
+# clock, not history: recording it would plan reminders around a wrong date.
+MAX_FUTURE = timedelta(days=1)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _check_timestamp(payload: BaseModel, received_at: datetime) -> None:
+    stamp: datetime | None = getattr(payload, "timestamp", None)
+    if stamp is None:
+        return
+    if stamp > received_at + MAX_FUTURE:
+        msg = f"timestamp {stamp.isoformat()} is more than a day ahead of the receipt time"
+        raise RejectedError(msg)
+    if stamp < EARLIEST:
+        raise RejectedError(f"timestamp {stamp.isoformat()} is before {EARLIEST.year}")
 
 
 def _event_record(

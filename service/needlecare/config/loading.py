@@ -238,8 +238,13 @@ def _scrub(path: DataPath, value: object, secrets: frozenset[str]) -> object:
         return [_scrub((*path, str(i)), v, secrets) for i, v in enumerate(value)]
     # Above a secret, a scalar is unparsed text that may embed it, e.g. broken JSON.
     near_secret = any(_related(path, secret) for secret in SECRET_PATHS)
-    if near_secret or isinstance(value, SecretStr) or (isinstance(value, str) and value in secrets):
+    if near_secret or isinstance(value, SecretStr):
         return SECRET_MASK
+    if isinstance(value, str):
+        # A secret pasted into another value (e.g. "1883 hunter2") is masked in place.
+        for secret in secrets:
+            if secret:
+                value = value.replace(secret, SECRET_MASK)
     return value
 
 
