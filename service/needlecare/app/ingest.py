@@ -52,6 +52,23 @@ class RejectedError(Exception):
     """A message that breaks the contract; becomes a dead letter."""
 
 
+class _BugError(Exception):
+    """A message failed for a reason of ours: replay the batch one savepoint each."""
+
+
+def _merge_seen(old: DeviceSeen | None, new: DeviceSeen) -> DeviceSeen:
+    """The later sighting, keeping readings the later one did not report."""
+    if old is None:
+        return new
+    latest, other = (new, old) if new.last_seen_at >= old.last_seen_at else (old, new)
+    return DeviceSeen(
+        new.device_id,
+        latest.last_seen_at,
+        latest.battery_pct if latest.battery_pct is not None else other.battery_pct,
+        latest.cartridge_uses if latest.cartridge_uses is not None else other.cartridge_uses,
+    )
+
+
 _PARSERS: dict[Source, TypeAdapter[Any]] = {
     Source.DEVICE: DEVICE_EVENTS,
     Source.MIRROR: MIRROR_EVENTS,
@@ -75,6 +92,7 @@ class Ingest:
         self._topics = topics
         self._care = aftercare
         self._now = datetime.min.replace(tzinfo=UTC)
+        self._seen: dict[str, DeviceSeen] = {}
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
@@ -82,22 +100,48 @@ class Ingest:
             self.record(messages, now)
 
     def record(self, messages: Sequence[InboundMessage], now: datetime) -> None:
-        """Record a batch inside the caller's transaction."""
-        self._now = now
-        for message in messages:
-            self._handle_one(message)
+        """Record a batch inside the caller's transaction.
 
-    def _handle_one(self, message: InboundMessage) -> None:
+        The fast path records the whole batch under one savepoint. Only if a
+        message trips over a bug is the batch rolled back and replayed with a
+        savepoint per message, so that one message is dead-lettered and the
+        others still land.
+        """
+        self._now = now
         try:
             with self._store.savepoint():
+                for message in messages:
+                    self._handle_one(message, isolate=False)
+                self._flush_devices()
+        except _BugError:
+            self._seen.clear()
+            for message in messages:
+                self._handle_one(message, isolate=True)
+            self._flush_devices()
+
+    def _handle_one(self, message: InboundMessage, *, isolate: bool) -> None:
+        try:
+            if isolate:
+                with self._store.savepoint():
+                    self._record(message)
+            else:
                 self._record(message)
         except RejectedError as error:
+            # Rejected before anything was written for it: no rollback needed.
             self._dead_letter(message, str(error))
         except StoreUnavailableError:
             raise
         except Exception as error:
+            if not isolate:
+                raise _BugError from error
             log.exception("message_failed", topic=message.topic, error=str(error))
             self._dead_letter(message, f"internal error: {type(error).__name__}: {error}")
+
+    def _flush_devices(self) -> None:
+        """Device last-seen times, one write per device per batch instead of per event."""
+        for seen in self._seen.values():
+            self._store.touch_device(seen)
+        self._seen.clear()
 
     def _record(self, message: InboundMessage) -> None:
         limit = self._config.mqtt.max_payload_bytes
@@ -222,7 +266,9 @@ class Ingest:
                 )
         battery = payload.battery_pct if isinstance(payload, Heartbeat) else None
         uses = payload.cartridge_uses if isinstance(payload, Heartbeat) else None
-        self._store.touch_device(DeviceSeen(device_id, record.occurred_at, battery, uses))
+        self._seen[device_id] = _merge_seen(
+            self._seen.get(device_id), DeviceSeen(device_id, record.occurred_at, battery, uses)
+        )
 
     def _dead_letter(self, message: InboundMessage, reason: str) -> None:
         log.warning("message_rejected", topic=message.topic, reason=reason)

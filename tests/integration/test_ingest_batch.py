@@ -1,0 +1,79 @@
+"""A batch is recorded in one go; a message that trips over a bug is isolated."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from needlecare.app.aftercare import Aftercare
+from needlecare.app.inbound import InboundMessage
+from needlecare.app.ingest import Ingest
+from needlecare.config import NeedlecareConfig
+from needlecare.domain.protocol import build_protocols
+from needlecare.domain.topics import Topics
+from needlecare_integrations.store import SqliteStore
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
+CONFIG = NeedlecareConfig.model_validate(
+    {"profiles": {"alice": {"timezone": "Europe/Berlin"}}, "devices": {"pen1": {"owner": "alice"}}}
+)
+
+
+def product(event_id: str, name: str) -> InboundMessage:
+    body = {"event_id": event_id, "type": "product_applied", "profile": "alice", "product": name}
+    return InboundMessage("needlecare/mirror/hallway/event", json.dumps(body).encode(), NOW)
+
+
+class ExplodingAftercare(Aftercare):
+    """Aftercare with a bug that fires for one product name."""
+
+    def product_applied(self, **kwargs: object) -> None:  # type: ignore[override]
+        if kwargs["product"] == "boom":
+            raise RuntimeError("a bug")
+        super().product_applied(**kwargs)  # type: ignore[arg-type]
+
+
+class TestBatch:
+    def test_a_bug_in_one_message_dead_letters_it_and_keeps_the_rest(self, tmp_path: Path) -> None:
+        """The batch is replayed one savepoint each: two products land, one is dead-lettered."""
+        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
+        care = ExplodingAftercare(
+            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
+        )
+        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        ingest.handle([product("a", "serum"), product("b", "boom"), product("c", "cream")], NOW)
+        assert ["a", "c"] == [e.event_id for e in store.iter_events()]
+        [letter] = store.dead_letters()
+        assert "internal error: RuntimeError: a bug" == letter.reason
+        assert 2 == store.count("products_applied")
+        store.close()
+
+    def test_device_sightings_are_written_once_per_batch_with_the_latest(
+        self, tmp_path: Path
+    ) -> None:
+        """Several heartbeats in a batch leave the latest time and the last known readings."""
+        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
+        care = Aftercare(
+            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
+        )
+        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        first = {"event_id": "h1", "type": "heartbeat", "battery_pct": 80}
+        beats = [
+            {**first, "timestamp": "2026-03-01T20:00:00Z"},
+            {"event_id": "h2", "type": "heartbeat", "timestamp": "2026-03-01T20:05:00Z"},
+        ]
+        ingest.handle(
+            [
+                InboundMessage("needlecare/device/pen1/event", json.dumps(b).encode(), NOW)
+                for b in beats
+            ],
+            NOW,
+        )
+        row = store._conn.execute(
+            "SELECT last_seen_at, battery_pct FROM devices WHERE device_id = 'pen1'"
+        ).fetchone()
+        assert ("2026-03-01T20:05:00.000000+00:00", 80) == (row[0], row[1])
+        store.close()
