@@ -1,10 +1,10 @@
-"""The reminder-scale bench at a tiny size, so it cannot rot; no timing is asserted."""
+"""The benches at tiny sizes, so they cannot rot; no timing is asserted."""
 
 # Asserts are written `expected == actual` (STYLE.md), which SIM300 calls Yoda conditions.
 
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -73,3 +73,167 @@ class TestReminderScaleBench:
     def test_apscheduler_holds_one_job_per_reminder(self, report: dict[str, Any]) -> None:
         """The comparison really added a job for every reminder."""
         assert SIZE == report["results"][0]["apscheduler"]["jobs"]
+
+
+# -- the benches of docs/PERFORMANCE.md, each at a tiny size ------------------------------------
+
+INGEST_EVENTS = 300
+INGEST_BLOCK = 50
+LATENCY_SESSIONS = 20
+
+
+@pytest.fixture(scope="module")
+def benches() -> Iterator[Callable[[str], ModuleType]]:
+    """Imports ``bench.<name>`` with the repository root on sys.path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(ROOT))
+        yield lambda name: importlib.import_module(f"bench.{name}")
+
+
+def _run_main(module: ModuleType, out: Path, argv: list[str]) -> dict[str, Any]:
+    exit_code = module.main([*argv, "--out", str(out), "--workdir", str(out.parent / "work")])
+    assert 0 == exit_code
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return result
+
+
+@pytest.fixture(scope="module")
+def ingest_report(
+    benches: Callable[[str], ModuleType], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One ingest run: 300 events, 6 sessions on 3 devices, each scenario once."""
+    out = tmp_path_factory.mktemp("ingest") / "ingest.json"
+    argv = ["--events", str(INGEST_EVENTS), "--block", str(INGEST_BLOCK), "--devices", "3"]
+    return _run_main(benches("ingest"), out, [*argv, "--repeat", "1"])
+
+
+@pytest.fixture(scope="module")
+def latency_report(
+    benches: Callable[[str], ModuleType], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One latency run: 20 sessions over 3 profiles, in 2 rounds."""
+    out = tmp_path_factory.mktemp("latency") / "latency.json"
+    argv = ["--sessions", str(LATENCY_SESSIONS), "--profiles", "3", "--rounds", "2"]
+    return _run_main(benches("latency"), out, [*argv, "--warmup", "2"])
+
+
+@pytest.fixture(scope="module")
+def idle_report(
+    benches: Callable[[str], ModuleType], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One idle run: 1000 pending reminders, 3 s."""
+    out = tmp_path_factory.mktemp("idle") / "idle.json"
+    return _run_main(benches("idle"), out, ["--pending", "1000", "--idle", "3"])
+
+
+class TestIngestBench:
+    def test_every_scenario_is_reported(self, ingest_report: dict[str, Any]) -> None:
+        """Drain and live, bare and needlecare, each with a rate and a ratio per mode."""
+        scenarios = {(r["mode"], r["subscriber"]) for r in ingest_report["results"]}
+        assert {(m, s) for m in ("drain", "live") for s in ("bare", "needlecare")} == scenarios
+        assert {"drain", "live"} == set(ingest_report["ratios"])
+        assert all(r["msgs_per_s"] > 0 for r in ingest_report["results"])
+        assert {"nproc", "python", "mosquitto", "workdir_fs"} <= set(ingest_report["machine"])
+
+    def test_the_daemon_stores_every_event_once(self, ingest_report: dict[str, Any]) -> None:
+        """The probe and every event in the store once; every session completed; no dead letter."""
+        sessions = INGEST_EVENTS // INGEST_BLOCK
+        for result in ingest_report["results"]:
+            if result["subscriber"] != "needlecare":
+                continue
+            check = result["check"]
+            assert (INGEST_EVENTS + 1, INGEST_EVENTS + 1) == (
+                check["events"],
+                check["distinct_events"],
+            )
+            assert {"completed": sessions} == check["sessions"]
+            assert (0, 0) == (check["dead_letters"], check["redelivered_duplicates"])
+            assert 0 == result["exit_code"]
+
+    def test_the_bare_subscriber_gets_every_message_once(
+        self, ingest_report: dict[str, Any]
+    ) -> None:
+        """Persistent session and QoS 1: nothing lost, nothing twice."""
+        for result in ingest_report["results"]:
+            if result["subscriber"] == "bare":
+                assert (INGEST_EVENTS, 0, 0) == (
+                    result["unique"],
+                    result["lost"],
+                    result["duplicates"],
+                )
+
+
+class TestLatencyBench:
+    def test_each_session_gets_exactly_one_soothe(self, latency_report: dict[str, Any]) -> None:
+        """The protocol override leaves one prompt per session, and it arrives once."""
+        assert {"min": 1, "max": 1} == latency_report["soothe_per_session"]
+        assert {"soothe"} == set(latency_report["notification_kinds"])
+        assert {"needlecare": 0, "FULL": 0, "NORMAL": 0} == latency_report["timeouts"]
+
+    def test_every_series_has_every_sample(self, latency_report: dict[str, Any]) -> None:
+        """The daemon's two series and both bare ones, each with every measured round trip."""
+        series = latency_report["series_ms"]
+        assert {
+            "needlecare_from_publish",
+            "needlecare_from_puback",
+            "bare_full",
+            "bare_normal",
+        } == set(series)
+        assert {LATENCY_SESSIONS} == {figures["n"] for figures in series.values()}
+        assert {"FULL": LATENCY_SESSIONS + 2, "NORMAL": LATENCY_SESSIONS + 2} == latency_report[
+            "bare_handled"
+        ]
+
+    def test_the_daemon_log_splits_the_latency(self, latency_report: dict[str, Any]) -> None:
+        """Every session's end is found in the log as recorded and its soothe as delivered."""
+        stages = latency_report["breakdown_ms"]
+        assert {"to_recorded", "to_delivered", "to_receipt"} == set(stages)
+        assert {LATENCY_SESSIONS} == {figures["n"] for figures in stages.values()}
+
+
+class TestIdleBench:
+    def test_every_thread_is_sampled(self, idle_report: dict[str, Any]) -> None:
+        """The core loop's thread and the MQTT thread are there, each with its switches."""
+        names = {thread["name"] for thread in idle_report["threads"]}
+        if "py-spy" in idle_report["thread_names_from"]:
+            assert {"MainThread", "mqtt"} <= names
+        assert all(thread["voluntary"] >= 0 for thread in idle_report["threads"])
+
+    def test_memory_and_exit_are_reported(self, idle_report: dict[str, Any]) -> None:
+        """RSS is measured while connected, and the daemon stops cleanly afterwards."""
+        assert 0 < idle_report["rss_mib"] <= idle_report["rss_peak_mib"]
+        assert 0 == idle_report["exit_code"]
+
+
+class TestRunAllTargets:
+    def test_targets_name_each_figure(
+        self,
+        benches: Callable[[str], ModuleType],
+        ingest_report: dict[str, Any],
+        latency_report: dict[str, Any],
+        idle_report: dict[str, Any],
+    ) -> None:
+        """run_all's summary has a verdict for each target of the three reports."""
+        reports = {"ingest": ingest_report, "latency": latency_report, "idle": idle_report}
+        rows = benches("run_all").targets(reports)
+        assert 5 == len(rows)
+        assert all({"target", "value", "met"} == set(row) for row in rows)
+
+
+@pytest.mark.e2e
+class TestHaDeliveryBench:
+    def test_burst_and_sequential_prompts_reach_home_assistant(
+        self,
+        benches: Callable[[str], ModuleType],
+        homeassistant: Any,
+        tmp_path: Path,
+    ) -> None:
+        """Against the session's Home Assistant: 5 prompts at once, then 3 one at a time."""
+        module = benches("ha_delivery")
+        report = module.run(burst=5, sequential=3, hass=homeassistant, workdir=tmp_path)
+        assert 5 == report["burst"]["sessions"]
+        assert 5 == report["burst"]["delay_ms"]["n"]
+        assert 3 == report["sequential_ms"]["n"]
+        assert {"to_delivered", "to_announced"} == set(report["sequential_split_ms"])
+        assert 0 == report["exit_code"]
+        assert "burst:" in module.render(report)
