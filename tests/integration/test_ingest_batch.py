@@ -77,3 +77,37 @@ class TestBatch:
         ).fetchone()
         assert ("2026-03-01T20:05:00.000000+00:00", 80) == (row[0], row[1])
         store.close()
+
+    def test_heartbeats_move_the_open_session_and_the_timeout_ends_it_there(
+        self, tmp_path: Path
+    ) -> None:
+        """Last-seen refreshes are written at the batch end; an inferred end uses them."""
+        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
+        care = Aftercare(
+            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
+        )
+        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        events = [
+            {"event_id": "s", "type": "session_started", "timestamp": "2026-03-01T20:00:00Z"},
+            {"event_id": "h1", "type": "heartbeat", "timestamp": "2026-03-01T20:10:00Z"},
+            {"event_id": "h2", "type": "heartbeat", "timestamp": "2026-03-01T20:20:00Z"},
+        ]
+        topic = "needlecare/device/pen1/event"
+        ingest.handle([InboundMessage(topic, json.dumps(e).encode(), NOW) for e in events], NOW)
+        [session] = store.open_sessions()
+        assert datetime(2026, 3, 1, 20, 20, tzinfo=UTC) == session.last_seen_at
+        with store.transaction():
+            ingest.expire_sessions(datetime(2026, 3, 1, 23, 0, tzinfo=UTC))
+        [closed] = store.sessions()
+        assert ("end_inferred", datetime(2026, 3, 1, 20, 20, tzinfo=UTC)) == (
+            closed.status.value,
+            closed.ended_at,
+        )
+        ended = {"event_id": "e", "type": "session_ended", "timestamp": "2026-03-01T20:30:00Z"}
+        ingest.handle([InboundMessage(topic, json.dumps(ended).encode(), NOW)], NOW)
+        [done] = store.sessions()
+        assert ("completed", datetime(2026, 3, 1, 20, 30, tzinfo=UTC)) == (
+            done.status.value,
+            done.ended_at,
+        )
+        store.close()

@@ -160,6 +160,7 @@ class CoreLoop:
 
     def _back_off(self, batch: list[Delivery], now: datetime) -> None:
         """Keep the batch unacknowledged (the broker holds it) and retry after a pause."""
+        self.ingest.forget()
         self.unrecorded = batch
         delay = RETRY_DELAYS_S[min(self.failures, len(RETRY_DELAYS_S) - 1)]
         self.failures += 1

@@ -92,12 +92,21 @@ class Ingest:
         self._topics = topics
         self._care = aftercare
         self._now = datetime.min.replace(tzinfo=UTC)
+        # Within and across batches the core thread is the only writer, so the
+        # newest session per device can be kept here; forget() drops it whenever
+        # a transaction did not commit.
         self._seen: dict[str, DeviceSeen] = {}
+        self._latest: dict[str, rules.Session | None] = {}
+        self._refreshed: dict[str, rules.Session] = {}
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
-        with self._store.transaction():
-            self.record(messages, now)
+        try:
+            with self._store.transaction():
+                self.record(messages, now)
+        except BaseException:
+            self.forget()
+            raise
 
     def record(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch inside the caller's transaction.
@@ -114,7 +123,7 @@ class Ingest:
                     self._handle_one(message, isolate=False)
                 self._flush_devices()
         except _BugError:
-            self._seen.clear()
+            self.forget()
             for message in messages:
                 self._handle_one(message, isolate=True)
             self._flush_devices()
@@ -138,10 +147,19 @@ class Ingest:
             self._dead_letter(message, f"internal error: {type(error).__name__}: {error}")
 
     def _flush_devices(self) -> None:
-        """Device last-seen times, one write per device per batch instead of per event."""
+        """Last-seen times, one write per device and session per batch instead of per event."""
         for seen in self._seen.values():
             self._store.touch_device(seen)
+        for session in self._refreshed.values():
+            self._store.save_session(session)
         self._seen.clear()
+        self._refreshed.clear()
+
+    def forget(self) -> None:
+        """Drop what was cached from a transaction that may not have committed."""
+        self._seen.clear()
+        self._latest.clear()
+        self._refreshed.clear()
 
     def _record(self, message: InboundMessage) -> None:
         limit = self._config.mqtt.max_payload_bytes
@@ -242,10 +260,19 @@ class Ingest:
         if not isinstance(payload, rules.DeviceSessionEvent) or record.profile is None:
             return
         ctx = rules.DeviceContext(device_id, record.profile, record.occurred_at)
-        latest = self._store.latest_session(device_id)
+        latest = (
+            self._latest[device_id]
+            if device_id in self._latest
+            else self._store.latest_session(device_id)
+        )
         for session in rules.apply_device_event(payload, ctx, latest):
+            self._latest[device_id] = session
+            if isinstance(payload, Heartbeat):
+                # Only last_seen moved: written once at the end of the batch.
+                self._refreshed[session.id] = session
+                continue
             self._store.save_session(session)
-            # A heartbeat only moves last_seen: not worth a line per beat at INFO.
+            self._refreshed.pop(session.id, None)
             changed = isinstance(payload, SessionStarted) or not session.is_open
             (log.info if changed else log.debug)(
                 "session_recorded",
@@ -289,6 +316,8 @@ class Ingest:
         timeout = self._config.sessions.timeout
         for session in rules.expire_sessions(self._store.open_sessions(), timeout, now):
             self._store.save_session(session)
+            if session.device_id is not None:
+                self._latest[session.device_id] = session
             log.info("session_end_inferred", session_id=session.id, device_id=session.device_id)
             self._care.session_saved(session, now)
 
