@@ -5,6 +5,7 @@ read-only, which WAL allows while the daemon writes.
 """
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,14 +84,18 @@ def _event(row: sqlite3.Row) -> EventRecord:
     )
 
 
-def _check_writable(conn: sqlite3.Connection) -> None:
-    """Fail at start, not on the first event, when the file cannot be written.
+def _check_writable(path: Path) -> None:
+    """Fail at start, not on the first event, when the store cannot be written.
 
     SQLite opens a WAL database read-only without a word when its directory or
-    its -wal/-shm files are not writable, and such a connection stays read-only.
+    its -wal/-shm files are not writable (e.g. a read-only file system after a
+    crash), and such a connection stays read-only. Checked without writing, so
+    reopening a store leaves it byte for byte as it was.
     """
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    conn.execute(f"PRAGMA user_version = {version}")
+    siblings = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    for candidate in [path.parent, path, *siblings]:
+        if candidate.exists() and not os.access(candidate, os.W_OK):
+            raise OSError(f"{candidate} is not writable")
 
 
 class SqliteStore:
@@ -114,8 +119,8 @@ class SqliteStore:
             # FULL: an acknowledged event must survive a power cut, not only a crash.
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA busy_timeout = 5000")
+            _check_writable(path)
             migrate(conn, path, backup=backup, now=now)
-            _check_writable(conn)
         except (sqlite3.Error, OSError, MigrationError) as error:
             if conn is not None:
                 conn.close()
