@@ -1,6 +1,6 @@
 """Every benchmark in one run on one machine: the tables, each bench's JSON, and all.json.
 
-    python -m bench.run_all            # full sizes, about 5-6 minutes on 2 cores
+    python -m bench.run_all            # full sizes, about 4 minutes on 2 cores
     python -m bench.run_all --quick    # small sizes, about a minute: does everything still run?
 
 Each bench writes its own JSON to --out-dir (ingest.json, latency.json, ...); all.json

@@ -48,9 +48,11 @@ class Aftercare:
     def protocol_for(self, session: Session) -> CareProtocol:
         return self.protocols.get(session.setting, self.protocols["home"])
 
-    def release(self, now: datetime, channels: tuple[str, ...]) -> list[OutboxItem]:
+    def release(
+        self, now: datetime, channels: tuple[str, ...], limit: int = 200
+    ) -> list[OutboxItem]:
         """Outbox items that may go out now (inside a transaction); see Dispatch.release."""
-        return self.dispatch.release(now, channels)
+        return self.dispatch.release(now, channels, limit)
 
     # -- sessions ----------------------------------------------------------------
 
@@ -254,8 +256,15 @@ class Aftercare:
             self.store.reminders.next_expiry_after(now),
             self.store.outbox.next_not_before(MQTT_CHANNELS),
         ]
-        candidates += [next_local_midnight(now, self.profile(p).zone) for p in self.config.profiles]
+        candidates.append(self.next_midnight(now))
         return min((c for c in candidates if c is not None), default=None)
+
+    def next_midnight(self, now: datetime) -> datetime | None:
+        """The next local midnight of any profile: their recovery days change then."""
+        return min(
+            (next_local_midnight(now, self.profile(p).zone) for p in self.config.profiles),
+            default=None,
+        )
 
     # -- projections --------------------------------------------------------------
 

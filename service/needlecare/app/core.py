@@ -91,6 +91,7 @@ class CoreLoop:
     failures: int = 0
     next_due: datetime | None = None
     retry_at: datetime | None = None
+    midnight: datetime | None = None
 
     def run(self) -> int:
         while True:
@@ -131,6 +132,9 @@ class CoreLoop:
                 self.outbox.confirm(published, now)
                 if batch:
                     self.ingest.record([d.message for d in batch], now)
+                    # A prompt the batch made due now goes out in this same turn,
+                    # not one scheduler hop and one commit later.
+                    due = due or self._reminder_due(now)
                 if due:
                     self.ingest.expire_sessions(now)
                     self.aftercare.wake(now)
@@ -148,15 +152,20 @@ class CoreLoop:
         self.unrecorded, self.failures, self.retry_at = [], 0, None
         for delivery in batch:
             self.mqtt.ack(delivery.token)
-        if due:
-            # Day boundaries change the recovery day: refresh every profile on a wake.
+        if self.midnight is None or now >= self.midnight:
+            # A new local day changes every profile's recovery day: refresh them all.
             self.aftercare.touched.update(self.aftercare.config.profiles)
+            self.midnight = self.aftercare.next_midnight(now)
         self.outbox.send(outgoing)
-        self._publish_projections(now)
         if self.ha is not None:
             self.ha.pump(now)
+        self._publish_projections(now)
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
+
+    def _reminder_due(self, now: datetime) -> bool:
+        due = self.aftercare.store.reminders.next_due_at()
+        return due is not None and due <= now
 
     def _back_off(self, batch: list[Delivery], now: datetime) -> None:
         """Keep the batch unacknowledged (the broker holds it) and retry after a pause."""

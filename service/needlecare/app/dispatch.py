@@ -124,7 +124,9 @@ class Dispatch:
             )
         )
 
-    def release(self, now: datetime, channels: tuple[str, ...]) -> list[OutboxItem]:
+    def release(
+        self, now: datetime, channels: tuple[str, ...], limit: int = 200
+    ) -> list[OutboxItem]:
         """Outbox items that may go out now (call inside a transaction).
 
         Quiet hours are checked again here, not only when an item is queued: after
@@ -132,7 +134,7 @@ class Dispatch:
         Items of reminders that expired meanwhile are dropped.
         """
         ready = []
-        for item in self.store.outbox.ready(now, channels):
+        for item in self.store.outbox.ready(now, channels, limit):
             assert item.id is not None  # noqa: S101 - stored items always have one
             reminder = self.store.reminders.get(item.reminder_id) if item.reminder_id else None
             if (

@@ -17,6 +17,8 @@ from needlecare.app.ports import StoreUnavailableError
 
 log = structlog.get_logger(__name__)
 
+_SCAN = 20  # items looked at per step: enough to skip quiet-hours holds, cheap to load
+
 
 class HaExecutor(Protocol):
     def submit(self, item_id: int, call: HaCall) -> None: ...
@@ -34,28 +36,38 @@ class HaOutbox:
     def pump(self, now: datetime) -> None:
         if self._busy is not None or self.disabled or self._blocked(now):
             return
-        store, cfg = self._care.store, self._care.config
         try:
-            with store.transaction():
-                while (item := next(iter(self._care.release(now, HA_CHANNELS)), None)) is not None:
-                    assert item.id is not None  # noqa: S101 - stored items always have one
-                    call = ha_call(
-                        channel=item.channel,
-                        payload=item.payload,
-                        profile=cfg.profiles[item.profile or ""],
-                        send_id=item.id,
-                        snooze_minutes=cfg.homeassistant.snooze_minutes
-                        if cfg.homeassistant
-                        else 30,
-                    )
-                    if call is None:
-                        store.outbox.cancel(item.id)  # the channel is not set up (any more)
-                        continue
-                    self._busy = item.id
-                    self._worker.submit(item.id, call)
-                    return
+            with self._care.store.transaction():
+                self._submit_next(now)
         except StoreUnavailableError as error:
             log.error("store_write_failed", error=str(error))
+
+    def _submit_next(self, now: datetime) -> None:
+        """Hand the oldest item that may go now to the worker (inside a transaction)."""
+        store, cfg = self._care.store, self._care.config
+        while True:
+            ready = self._care.release(now, HA_CHANNELS, limit=_SCAN)
+            if not ready:
+                # Either nothing is due, or every item looked at was held back by quiet
+                # hours or dropped as expired: then look at the next ones.
+                if not store.outbox.ready(now, HA_CHANNELS, 1):
+                    return
+                continue
+            item = ready[0]
+            assert item.id is not None  # noqa: S101 - stored items always have one
+            call = ha_call(
+                channel=item.channel,
+                payload=item.payload,
+                profile=cfg.profiles[item.profile or ""],
+                send_id=item.id,
+                snooze_minutes=cfg.homeassistant.snooze_minutes if cfg.homeassistant else 30,
+            )
+            if call is None:
+                store.outbox.cancel(item.id)  # the channel is not set up (any more)
+                continue
+            self._busy = item.id
+            self._worker.submit(item.id, call)
+            return
 
     def _blocked_until(self) -> datetime | None:
         """While the oldest failed item waits for its retry, everything waits.
