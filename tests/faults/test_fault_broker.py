@@ -53,7 +53,14 @@ class TestBrokerRestart:
         sending.join()
         publisher.wait_all_acked()  # paho sent again what the old broker had not acknowledged
         publisher.close()
-        wait_until(lambda: daemon.count("events") >= EVENTS, timeout=60, what="every event")
+        wait_until(
+            lambda: daemon.count("events") >= EVENTS,
+            timeout=60,
+            what=lambda: (
+                f"every event: {daemon.count('events')} of {EVENTS} recorded,"
+                f" {queued_in_paho} published while the broker was down"
+            ),
+        )
 
         ids = stored_ids(daemon)
         assert (EVENTS, {key for _, _, key in messages}) == (len(ids), set(ids))

@@ -30,12 +30,18 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str = "") -> None:
-    """Poll ``predicate`` until true; fail the test with ``what`` after ``timeout``."""
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = TIMEOUT, what: str | Callable[[], str] = ""
+) -> None:
+    """Poll ``predicate`` until true; fail the test with ``what`` after ``timeout``.
+
+    ``what`` may be a callable, evaluated at the failure, to report what was seen.
+    """
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what or predicate}")
+            said = what() if callable(what) else what
+            pytest.fail(f"timed out after {timeout:g} s waiting for {said or predicate}")
         time.sleep(0.02)
 
 
