@@ -10,14 +10,15 @@ import logging
 import random
 import socket
 import ssl
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MessageType
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -60,6 +61,42 @@ class _SocketErrors(logging.Handler):
 def _rejected_certificate(error: str | None) -> bool:
     text = (error or "").upper()
     return "ALERT" in text and "CERTIFICATE" in text
+
+
+class _ReadAhead:
+    """paho's socket, read in large chunks.
+
+    paho reads each packet with three or four ``recv`` calls (one byte of type,
+    the length a byte at a time, then the rest), and each call lets go of the
+    GIL while the core thread wants it. Reading up to 64 KiB at once and
+    serving paho from that cuts the calls to about one per burst. ``pending()``
+    is how paho learns of buffered bytes (it asks TLS sockets the same), so
+    its loop reads them without waiting in select().
+    """
+
+    _CHUNK = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._pos >= len(self._data):
+            data = self._sock.recv(max(size, self._CHUNK))
+            if len(data) <= size:
+                return bytes(data)
+            self._data, self._pos = data, 0
+        chunk = self._data[self._pos : self._pos + size]
+        self._pos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._data) - self._pos + int(inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class MqttFatalError(RuntimeError):
@@ -216,6 +253,8 @@ class MqttClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError) as error:
             log.warning("tcp_nodelay_unset", error=str(error))
+        if getattr(client, "_sock", None) is sock:
+            client._sock = _ReadAhead(sock)
 
     def _on_connect(
         self,
@@ -295,6 +334,25 @@ class MqttClient:
             return
         with self._lock:
             if token.generation == self._generation:
+                self._client.ack(token.mid, token.qos)
+
+    def ack_all(self, tokens: Sequence[AckToken]) -> None:
+        """Acknowledge a committed batch with one socket write instead of one per message.
+
+        paho writes each PUBACK with a system call of its own and wakes its
+        network thread for each (a quarter of the core thread's time in a
+        drain). A QoS 1 PUBACK with reason 0 is four bytes, built the way paho
+        builds it; the batch goes into paho's outgoing queue as one packet.
+        """
+        with self._lock:
+            current = [t for t in tokens if t.qos > 0 and t.generation == self._generation]
+            mids = [t.mid for t in current if t.qos == 1]
+            queue = getattr(self._client, "_packet_queue", None)
+            if len(mids) > 1 and queue is not None:
+                puback = int(MessageType.PUBACK)
+                queue(puback, b"".join(struct.pack("!BBH", puback, 2, mid) for mid in mids), 0, 0)
+                current = [t for t in current if t.qos == 2]
+            for token in current:
                 self._client.ack(token.mid, token.qos)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:

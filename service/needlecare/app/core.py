@@ -30,7 +30,7 @@ from needlecare.domain.topics import Topics
 from needlecare_integrations.homeassistant import HaResult
 from needlecare_integrations.mqtt import Delivery, MqttClient, MqttFatalError
 from needlecare_integrations.scheduler import Waker
-from needlecare_integrations.store import SqliteStore
+from needlecare_integrations.store import Checkpointer, SqliteStore
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,8 @@ class CoreLoop:
     mqtt: MqttClient
     waker: Waker
     clock: Clock
+    checkpointer: Checkpointer | None = None
+    changes_seen: int = 0
     unrecorded: list[Delivery] = field(default_factory=list)
     failures: int = 0
     next_due: datetime | None = None
@@ -104,6 +106,8 @@ class CoreLoop:
                     return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
             deliveries = [item for item in items if isinstance(item, Delivery)]
             published = [item.mid for item in items if isinstance(item, Published)]
+            if len(published) == len(items) and not self._needs_turn(published):
+                continue
             if Signal.STOP in items:
                 self._turn(deliveries, published, wake=False)
                 return ExitCode.OK
@@ -150,18 +154,32 @@ class CoreLoop:
         if self.unrecorded:
             log.info("store_write_recovered", recorded=len(batch))
         self.unrecorded, self.failures, self.retry_at = [], 0, None
-        for delivery in batch:
-            self.mqtt.ack(delivery.token)
+        # Prompts first: they are what someone is waiting for; the acks only
+        # let the broker forget what is already safe on disk.
+        self.outbox.send(outgoing)
+        self.mqtt.ack_all([delivery.token for delivery in batch])
+        if self.checkpointer is not None and self.store.changes != self.changes_seen:
+            self.changes_seen = self.store.changes
+            self.checkpointer.poke()
         if self.midnight is None or now >= self.midnight:
             # A new local day changes every profile's recovery day: refresh them all.
             self.aftercare.touched.update(self.aftercare.config.profiles)
             self.midnight = self.aftercare.next_midnight(now)
-        self.outbox.send(outgoing)
         if self.ha is not None:
             self.ha.pump(now)
         self._publish_projections(now)
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
+
+    def _needs_turn(self, published: list[int]) -> bool:
+        """Whether PUBACKs alone call for a turn: an outbox item to confirm, or work due.
+
+        Most PUBACKs are for retained state and discovery, which nobody waits
+        for; a whole turn for each would cost a transaction and the projections.
+        """
+        if self.outbox.awaits(published) or self.retry_at is not None:
+            return True
+        return self.next_due is not None and self.next_due <= self.clock.now()
 
     def _reminder_due(self, now: datetime) -> bool:
         due = self.aftercare.store.reminders.next_due_at()

@@ -23,7 +23,7 @@ from needlecare.domain.topics import Topics
 from needlecare_integrations.homeassistant import ActionListener, HaWorker
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.scheduler import Waker
-from needlecare_integrations.store import SqliteStore
+from needlecare_integrations.store import SAFETY_NET_PAGES, Checkpointer, SqliteStore
 
 __all__ = ["Daemon", "ExitCode"]
 
@@ -70,7 +70,9 @@ class Daemon:
             on_published=lambda mid: self.inbox.put(Published(mid)),
         )
         waker = Waker(lambda: self.inbox.put(Signal.WAKE))
-        components: list[Component] = [waker]
+        store.set_autocheckpoint(SAFETY_NET_PAGES)
+        checkpointer = Checkpointer(store.path)
+        components: list[Component] = [checkpointer, waker]
         ha: HaOutbox | None = None
         if cfg.homeassistant is not None:
             worker = HaWorker(cfg.homeassistant, self.inbox.put)
@@ -90,6 +92,7 @@ class Daemon:
             mqtt=mqtt,
             waker=waker,
             clock=self.clock,
+            checkpointer=checkpointer,
         )
         started: list[Component] = []
         try:

@@ -1,0 +1,80 @@
+"""Copies the write-ahead log back into the database on a thread of its own.
+
+SQLite's automatic checkpoint runs inside whichever commit takes the log past
+1,000 pages, so about one turn in fifty paid for copying and fsyncing the whole
+database file before its prompt could go out: the latency tail. The daemon's
+connection therefore checkpoints only as a safety net (``SAFETY_NET_PAGES``),
+and this thread does the routine work with a second connection. A PASSIVE
+checkpoint never blocks the writer, and sqlite3 releases the GIL while it runs.
+
+It wakes only when poked after a commit, and at most once per ``pause_s`` while
+commits keep coming: an idle daemon never wakes it.
+"""
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# The writer's own automatic checkpoint, kept for when this thread cannot keep
+# up or has stopped: four times SQLite's default, so the log stays bounded.
+SAFETY_NET_PAGES = 4000
+
+
+class Checkpointer:
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` after commits, off the core thread."""
+
+    def __init__(self, path: Path, *, pause_s: float = 1.0) -> None:
+        self._path = path
+        self._pause_s = pause_s
+        self._wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.completed = 0  # checkpoints run, for tests and benchmarks
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def poke(self) -> None:
+        """Something was committed: checkpoint soon (cheap, any thread)."""
+        self._wanted.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as error:
+            log.warning("checkpointer_unavailable", error=str(error))
+            return
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            while True:
+                self._wanted.wait()
+                if self._stopping.is_set():
+                    return
+                self._wanted.clear()
+                self._checkpoint(conn)
+                # Commits during the pause set the flag again: one checkpoint covers them.
+                if self._stopping.wait(self._pause_s):
+                    return
+        finally:
+            conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as error:
+            # Disk full or read-only: the writer's safety net and the next poke retry.
+            log.warning("checkpoint_failed", error=str(error))
+            return
+        self.completed += 1
+        log.debug("checkpointed", busy=busy, frames=frames, copied=copied)
