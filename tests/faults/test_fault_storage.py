@@ -112,11 +112,12 @@ def fill(folder: Path) -> Path:
     """Write a filler file until the file system is full; returns it."""
     filler = folder / "filler"
     chunk = b"\0" * (256 * 1024)
-    with filler.open("wb") as out:
+    # Unbuffered: a buffered writer would try the rejected bytes again on close,
+    # and fail there.
+    with filler.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(chunk)
-                out.flush()
         except OSError as error:
             if error.errno != errno.ENOSPC:
                 raise

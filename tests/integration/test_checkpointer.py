@@ -1,4 +1,4 @@
-"""Checkpoints off the core thread: the writer's commits no longer pay for them."""
+"""Checkpoints between commits, on a thread of their own, with a real SQLite file."""
 
 # Asserts are written `expected == actual` (STYLE.md), which SIM300 calls Yoda conditions.
 
@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 
 from needlecare.domain.records import EventRecord
-from needlecare_integrations.store import SAFETY_NET_PAGES, Checkpointer, SqliteStore
+from needlecare_integrations.store import Checkpointer, SqliteStore
 from support.daemon import wait_until
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 1, 19, 5, 7, tzinfo=UTC)
-PAGE = 4096
-WAL_HEADER, FRAME_HEADER = 32, 24
 EVENT = EventRecord(
     event_id="e",
     source="device",
@@ -35,7 +33,6 @@ EVENT = EventRecord(
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[SqliteStore]:
     opened = SqliteStore.open(tmp_path / "needlecare.db", now=NOW)
-    opened.set_autocheckpoint(SAFETY_NET_PAGES)
     yield opened
     opened.close()
 
@@ -47,39 +44,33 @@ def write(store: SqliteStore, start: int, count: int, per_commit: int = 50) -> N
                 store.add_event(replace(EVENT, event_id=f"e{n}"))
 
 
-def wal_frames(path: Path) -> int:
-    """Frames the log file has room for: it is reused from the start, never shrunk."""
-    size = path.with_name(path.name + "-wal").stat().st_size
-    return (size - WAL_HEADER) // (PAGE + FRAME_HEADER)
-
-
-def frames_since_reset(path: Path) -> int:
-    """Frames written since the log last restarted (a PASSIVE checkpoint reports them)."""
+def frames_in_log(path: Path) -> int:
+    """Frames written since the log last started over (a PASSIVE checkpoint reports them)."""
     with closing(sqlite3.connect(path)) as conn:
         return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
 
 
 class TestCheckpointer:
-    def test_the_writer_no_longer_checkpoints_at_sqlites_default(self, store: SqliteStore) -> None:
-        """With the default (1,000 pages) the log would restart and never pass that size."""
-        write(store, 0, 1500)
-        assert 1400 < wal_frames(store.path) < SAFETY_NET_PAGES
+    def test_without_it_the_log_keeps_growing_until_sqlites_own_checkpoint(
+        self, store: SqliteStore
+    ) -> None:
+        """The control: 800 pages stay in the log, to be copied inside some later commit."""
+        write(store, 0, 800)
+        write(store, 800, 50)
+        assert frames_in_log(store.path) > 800
 
-    def test_a_poke_checkpoints_and_the_log_restarts(self, store: SqliteStore) -> None:
-        write(store, 0, 1500)
+    def test_a_poke_checkpoints_and_the_next_commit_starts_the_log_over(
+        self, store: SqliteStore
+    ) -> None:
+        write(store, 0, 800)
         checkpointer = Checkpointer(store.path, pause_s=0.0)
         checkpointer.start()
         try:
             checkpointer.poke()
             wait_until(lambda: checkpointer.completed >= 1, what="a checkpoint")
-            write(store, 1500, 50)  # the next commit starts the log over
-            assert frames_since_reset(store.path) < 100
+            write(store, 800, 50)
+            assert frames_in_log(store.path) < 100
             with closing(sqlite3.connect(store.path)) as conn:
-                assert 1550 == conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                assert 850 == conn.execute("SELECT count(*) FROM events").fetchone()[0]
         finally:
             checkpointer.stop()
-
-    def test_the_safety_net_still_bounds_the_log(self, store: SqliteStore) -> None:
-        """No checkpointer at all (it failed to start): the writer checkpoints at 4,000 pages."""
-        write(store, 0, 6000, per_commit=200)
-        assert wal_frames(store.path) < SAFETY_NET_PAGES + 300

@@ -106,7 +106,7 @@ class Sim:
 
     def next_wake(self) -> datetime | None:
         now = self.clock.now()
-        times = [self.ingest.next_wake(), self.care.next_wake(now)]
+        times = [self.ingest.next_wake(), self.care.next_wake(now), self.care.next_midnight(now)]
         times.append(self.store.outbox.next_not_before(("mirror", "dashboard", "mobile", "voice")))
         return min((t for t in times if t is not None), default=None)
 

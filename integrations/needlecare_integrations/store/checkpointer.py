@@ -1,11 +1,12 @@
 """Copies the write-ahead log back into the database on a thread of its own.
 
-SQLite's automatic checkpoint runs inside whichever commit takes the log past
-1,000 pages, so about one turn in fifty paid for copying and fsyncing the whole
-database file before its prompt could go out: the latency tail. The daemon's
-connection therefore checkpoints only as a safety net (``SAFETY_NET_PAGES``),
-and this thread does the routine work with a second connection. A PASSIVE
-checkpoint never blocks the writer, and sqlite3 releases the GIL while it runs.
+SQLite checkpoints inside whichever commit takes the log past 1,000 pages, so
+that turn copied and fsynced the database file before its prompt could go out:
+the latency tail. This thread checkpoints first, with a second connection,
+between commits, so the log rarely gets that long; the writer's own automatic
+checkpoint stays as the bound on the log's size (a steady stream of commits
+can keep a concurrent checkpoint from ever catching up). A PASSIVE checkpoint
+never blocks the writer, and sqlite3 releases the GIL while it runs.
 
 It wakes only when poked after a commit, and at most once per ``pause_s`` while
 commits keep coming: an idle daemon never wakes it.
@@ -19,15 +20,11 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# The writer's own automatic checkpoint, kept for when this thread cannot keep
-# up or has stopped: four times SQLite's default, so the log stays bounded.
-SAFETY_NET_PAGES = 4000
-
 
 class Checkpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` after commits, off the core thread."""
 
-    def __init__(self, path: Path, *, pause_s: float = 1.0) -> None:
+    def __init__(self, path: Path, *, pause_s: float = 0.2) -> None:
         self._path = path
         self._pause_s = pause_s
         self._wanted = threading.Event()
@@ -71,9 +68,11 @@ class Checkpointer:
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            # fetchall: a statement left unfinished would hold a read lock and keep the
+            # writer from starting the log over.
+            [(busy, frames, copied)] = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as error:
-            # Disk full or read-only: the writer's safety net and the next poke retry.
+            # Disk full or read-only: the writer's own checkpoint and the next poke retry.
             log.warning("checkpoint_failed", error=str(error))
             return
         self.completed += 1

@@ -107,10 +107,14 @@ class ReminderTable:
 
     def delivered(self, profile: str, now: datetime) -> list[Reminder]:
         """Delivered, unanswered and not expired: the profile's open prompts."""
+        # Two seeks on reminders_open instead of one OR, which would read every
+        # prompt the profile was ever shown.
         return self._select(
-            "WHERE profile = ? AND status IN ('sent', 'late')"
-            " AND (expires_at IS NULL OR expires_at > ?) ORDER BY seq",
-            (profile, self._to_db(now)),
+            "WHERE seq IN (SELECT seq FROM reminders WHERE profile = ?"
+            " AND status IN ('sent', 'late') AND expires_at > ? UNION ALL"
+            " SELECT seq FROM reminders WHERE profile = ?"
+            " AND status IN ('sent', 'late') AND expires_at IS NULL) ORDER BY seq",
+            (profile, self._to_db(now), profile),
         )
 
     def waiting_for_profile(self, profile: str) -> list[Reminder]:

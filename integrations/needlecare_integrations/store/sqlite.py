@@ -152,10 +152,6 @@ class SqliteStore:
     def close(self) -> None:
         self._conn.close()
 
-    def set_autocheckpoint(self, pages: int) -> None:
-        """Checkpoint inside a commit only once the log holds this many pages."""
-        self._run(f"PRAGMA wal_autocheckpoint = {int(pages)}")
-
     @property
     def changes(self) -> int:
         """Rows changed through this connection so far: tells whether a turn wrote."""

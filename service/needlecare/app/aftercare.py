@@ -249,14 +249,13 @@ class Aftercare:
         self.dispatch.send(reminder, reminder.channels, now, round_key="1")
 
     def next_wake(self, now: datetime) -> datetime | None:
-        """The earliest moment anything reminder-related is due."""
+        """The earliest moment anything reminder-related is due (local midnights aside)."""
         candidates = [
             self.store.reminders.next_due_at(),
             self.store.reminders.next_check_at(),
             self.store.reminders.next_expiry_after(now),
             self.store.outbox.next_not_before(MQTT_CHANNELS),
         ]
-        candidates.append(self.next_midnight(now))
         return min((c for c in candidates if c is not None), default=None)
 
     def next_midnight(self, now: datetime) -> datetime | None:

@@ -136,11 +136,11 @@ class CoreLoop:
                 self.outbox.confirm(published, now)
                 if batch:
                     self.ingest.record([d.message for d in batch], now)
-                    # A prompt the batch made due now goes out in this same turn,
-                    # not one scheduler hop and one commit later.
-                    due = due or self._reminder_due(now)
                 if due:
                     self.ingest.expire_sessions(now)
+                if due or (batch and self._reminder_due(now)):
+                    # A prompt the batch made due now goes out in this same turn,
+                    # not one scheduler hop and one commit later.
                     self.aftercare.wake(now)
                 outgoing = self.outbox.take(now)
         except StoreUnavailableError as error:
@@ -195,7 +195,8 @@ class CoreLoop:
         self.waker.arm(self.retry_at)
 
     def _next_wake(self, now: datetime) -> datetime | None:
-        times = [self.ingest.next_wake(), self.aftercare.next_wake(now)]
+        # The next local midnight is kept from the turn that passed the last one.
+        times = [self.ingest.next_wake(), self.aftercare.next_wake(now), self.midnight]
         if self.ha is not None:
             times.append(self.ha.next_wake())
         return min((t for t in times if t is not None), default=None)
