@@ -2,8 +2,10 @@
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any
+import threading
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import structlog
 
@@ -36,6 +38,56 @@ class SecretRedactor:
         return text
 
 
+class TurnLogger:
+    """Writes each line at once, except the core thread's during a turn (``held_lines``).
+
+    A line is one ``write`` and one wake-up of whatever reads the log (journald,
+    a container runtime). A turn that records an event, plans and delivers a
+    prompt logs several lines before its prompt can go out; holding them and
+    writing them together after the turn keeps that work off the prompt's path.
+    Lines of other threads, and of an idle core thread, are never held.
+    """
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        held: list[str] | None = getattr(_turn, "lines", None)
+        if held is not None:
+            held.append(message)
+            return
+        self.write([message])
+
+    def write(self, lines: list[str]) -> None:
+        text = "".join(line + "\n" for line in lines)
+        with self._lock:
+            self._file.write(text)
+            self._file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+_turn = threading.local()
+_sink: TurnLogger | None = None
+
+
+@contextmanager
+def held_lines() -> Iterator[None]:
+    """Hold this thread's log lines until the block ends, then write them in one go."""
+    if getattr(_turn, "lines", None) is not None or _sink is None:
+        yield
+        return
+    _turn.lines = []
+    try:
+        yield
+    finally:
+        lines, _turn.lines = _turn.lines, None
+        if lines:
+            _sink.write(lines)
+
+
 def configure_logging(
     *, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str] = ()
 ) -> None:
@@ -47,6 +99,8 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     numeric = logging.getLevelNamesMapping()[level]
+    global _sink  # noqa: PLW0603 - one sink per process, like structlog's own configuration
+    sink = _sink = TurnLogger(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -57,7 +111,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *args: sink,
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)

@@ -114,6 +114,12 @@ class TestSootheOnTheMirror:
         assert ["actives_pause"] == [r["name"] for r in state["restrictions"]]
         rows = json.loads(daemon.cli("reminders", "--json", "--status", "sent").stdout)
         assert {"soothe", "actives_pause"} <= {r["kind"] for r in rows}
+        # The broker's PUBACK is written by a later turn, not by a commit of its own;
+        # with nothing else going on, the one-second wake-up does it.
+        wait_until(
+            lambda: [] == json.loads(daemon.cli("outbox", "--json").stdout),
+            what=lambda: f"the outbox marked sent: {daemon.cli('outbox').stdout}",
+        )
 
     def test_ack_from_the_mirror_clears_the_prompt(
         self,

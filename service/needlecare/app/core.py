@@ -27,6 +27,7 @@ from needlecare.app.publisher import MqttOutbox
 from needlecare.clock import Clock
 from needlecare.domain.records import EventRecord
 from needlecare.domain.topics import Topics
+from needlecare.logs import held_lines
 from needlecare_integrations.homeassistant import HaResult
 from needlecare_integrations.mqtt import Delivery, MqttClient, MqttFatalError
 from needlecare_integrations.scheduler import Waker
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 MAX_BATCH = 500
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+CONFIRM_WITHIN = timedelta(seconds=1)
 ANNOUNCED = "discovery_profiles"
 
 
@@ -90,6 +92,8 @@ class CoreLoop:
     checkpointer: Checkpointer | None = None
     changes_seen: int = 0
     unrecorded: list[Delivery] = field(default_factory=list)
+    unconfirmed: list[int] = field(default_factory=list)
+    confirm_by: datetime | None = None
     failures: int = 0
     next_due: datetime | None = None
     retry_at: datetime | None = None
@@ -98,28 +102,35 @@ class CoreLoop:
     def run(self) -> int:
         while True:
             items = self._next_items()
-            self._apply_answers(items)
-            for item in items:
-                if isinstance(item, Fatal):
-                    log.error("daemon_failed", error=str(item.error))
-                    refused = isinstance(item.error, MqttFatalError)
-                    return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
-            deliveries = [item for item in items if isinstance(item, Delivery)]
-            published = [item.mid for item in items if isinstance(item, Published)]
-            if len(published) == len(items) and not self._needs_turn(published):
-                continue
-            if Signal.STOP in items:
-                self._turn(deliveries, published, wake=False)
-                return ExitCode.OK
-            if Signal.CONNECTED in items:
-                self._announce()
-            self._turn(
-                deliveries, published, wake=Signal.WAKE in items or Signal.CONNECTED in items
-            )
+            with held_lines():
+                code = self._handle(items)
+            if code is not None:
+                return code
+
+    def _handle(self, items: list[InboxItem]) -> int | None:
+        """One batch of inbox items; an exit code when the loop must end."""
+        self._apply_answers(items)
+        for item in items:
+            if isinstance(item, Fatal):
+                log.error("daemon_failed", error=str(item.error))
+                refused = isinstance(item.error, MqttFatalError)
+                return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
+        deliveries = [item for item in items if isinstance(item, Delivery)]
+        published = [item.mid for item in items if isinstance(item, Published)]
+        self._note_confirmations(published)
+        if len(published) == len(items) and not self._needs_turn():
+            return None
+        if Signal.STOP in items:
+            self._turn(deliveries, wake=False)
+            return ExitCode.OK
+        if Signal.CONNECTED in items:
+            self._announce()
+        self._turn(deliveries, wake=Signal.WAKE in items or Signal.CONNECTED in items)
+        return None
 
     # -- each turn ------------------------------------------------------------------
 
-    def _turn(self, deliveries: list[Delivery], published: list[int], *, wake: bool) -> None:
+    def _turn(self, deliveries: list[Delivery], *, wake: bool) -> None:
         """One transaction: record, do due work, take the mirror's outbox; then send, re-arm.
 
         A single commit per turn keeps an event's prompt one fsync away from the
@@ -131,9 +142,10 @@ class CoreLoop:
             self.unrecorded = batch  # still backing off: hold on to them, unacknowledged
             return
         due = wake or (self.next_due is not None and self.next_due <= now)
+        confirming, self.unconfirmed, self.confirm_by = self.unconfirmed, [], None
         try:
             with self.store.transaction():
-                self.outbox.confirm(published, now)
+                self.outbox.confirm(confirming, now)
                 if batch:
                     self.ingest.record([d.message for d in batch], now)
                 if due:
@@ -171,15 +183,28 @@ class CoreLoop:
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
 
-    def _needs_turn(self, published: list[int]) -> bool:
-        """Whether PUBACKs alone call for a turn: an outbox item to confirm, or work due.
+    def _note_confirmations(self, published: list[int]) -> None:
+        """Keep the PUBACKs of outbox items, to be written by a turn within CONFIRM_WITHIN.
 
-        Most PUBACKs are for retained state and discovery, which nobody waits
-        for; a whole turn for each would cost a transaction and the projections.
+        Marking an item sent is not urgent: until then it stays out of the next
+        take(), and after a crash it goes out once more with the same id. A turn
+        of its own would cost a commit and an fsync just as the prompt reaches
+        the mirror; most PUBACKs are for retained state, which nobody waits for.
         """
-        if self.outbox.awaits(published) or self.retry_at is not None:
+        awaited = [mid for mid in published if self.outbox.awaits([mid])]
+        if not awaited:
+            return
+        self.unconfirmed += awaited
+        if self.confirm_by is None:
+            self.confirm_by = self.clock.now() + CONFIRM_WITHIN
+            self.waker.arm(self.confirm_by)
+
+    def _needs_turn(self) -> bool:
+        """Whether a turn is due although only PUBACKs arrived."""
+        if self.retry_at is not None:
             return True
-        return self.next_due is not None and self.next_due <= self.clock.now()
+        now = self.clock.now()
+        return any(t is not None and t <= now for t in (self.next_due, self.confirm_by))
 
     def _reminder_due(self, now: datetime) -> bool:
         due = self.aftercare.store.reminders.next_due_at()
@@ -197,6 +222,7 @@ class CoreLoop:
     def _next_wake(self, now: datetime) -> datetime | None:
         # The next local midnight is kept from the turn that passed the last one.
         times = [self.ingest.next_wake(), self.aftercare.next_wake(now), self.midnight]
+        times.append(self.confirm_by)
         if self.ha is not None:
             times.append(self.ha.next_wake())
         return min((t for t in times if t is not None), default=None)

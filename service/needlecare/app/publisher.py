@@ -17,6 +17,8 @@ log = structlog.get_logger(__name__)
 class MqttOutbox:
     """At-least-once: an item stays pending until the broker confirmed it.
 
+    The confirmation is written by the core loop's next turn, within a second.
+
     A crash between the PUBACK and the database update sends it once more after
     the restart; notifications carry their reminder's id, so a mirror replaces
     the copy instead of showing it twice.
