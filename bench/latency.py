@@ -441,7 +441,7 @@ _LABELS = {
 }
 _STAGES = {
     "to_recorded": "publish -> session recorded (MQTT in, inbox, validate)",
-    "to_delivered": "recorded -> reminder delivered (commit, ack, re-arm, wake, new turn)",
+    "to_delivered": "recorded -> reminder delivered (plan, deliver, outbox: same transaction)",
     "to_receipt": "delivered -> received (commit, publish, broker, subscriber)",
 }
 
