@@ -17,15 +17,11 @@ import gc
 import json
 import multiprocessing
 import os
-import platform
 import random
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,19 +29,32 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any
 
 import paho.mqtt.client as mqtt
-import yaml
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
-from paho.mqtt.enums import CallbackAPIVersion
 
+from bench._common import (
+    KIB_PER_MIB,
+    BenchError,
+    Daemon,
+    Peer,
+    daemon_config,
+    machine,
+    percentiles,
+    progress,
+    rss_mib,
+    running_broker,
+    source_state,
+    table,
+    wall_clock,
+    workspace,
+    write_report,
+)
 from needlecare.domain.protocol import Channel, Severity
 from needlecare.domain.reminders import Reminder, ReminderStatus
-from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.store import SqliteStore
 from needlecare_integrations.store.sqlite import to_db
 
@@ -59,9 +68,8 @@ QUERY_CALLS = 200
 OPEN_CALLS = 20
 FLOOR_RUNS = 3
 IDLE_S = 1.0
-TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
 YEAR = timedelta(days=365)
-KIB_PER_MIB = 1024
 MIB = 1024 * 1024
 _FLOOR_CODE = (
     "import pathlib, time, needlecare.cli.main, needlecare.app.run;"
@@ -76,30 +84,16 @@ _INSERT = (
 )
 
 
-class BenchError(RuntimeError):
-    """A measurement could not be taken; the message says what was missing."""
-
-
-def wall_clock() -> datetime:
-    """Aware UTC now. The bench is not the daemon: it stamps results and lateness itself."""
-    return datetime.now(UTC)  # noqa: TID251 - no injected Clock outside the daemon
-
-
 # -- small measurements ------------------------------------------------------------
 
 
-def proc_status_mib(pid: int, key: str) -> float:
-    """A ``VmRSS``-style line of /proc/<pid>/status, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        if line.startswith(f"{key}:"):
-            return int(line.split()[1]) / KIB_PER_MIB
-    raise BenchError(f"no {key} in /proc/{pid}/status")
-
-
 def summary(seconds: Sequence[float], scale: float) -> dict[str, float]:
-    """Median and p99 of durations, multiplied by ``scale`` (1e3 for ms, 1e6 for µs)."""
-    p99 = statistics.quantiles(seconds, n=100, method="inclusive")[98]
-    return {"median": statistics.median(seconds) * scale, "p99": p99 * scale}
+    """Median and p99 of durations, multiplied by ``scale`` (1e3 for ms, 1e6 for µs).
+
+    The report keeps only these two, as ``median`` and ``p99``: docs/PERFORMANCE.md quotes them.
+    """
+    figures = percentiles(seconds, scale)
+    return {"median": figures["p50"], "p99": figures["p99"]}
 
 
 def timed_calls(call: Callable[[], object], count: int = QUERY_CALLS) -> list[float]:
@@ -109,12 +103,6 @@ def timed_calls(call: Callable[[], object], count: int = QUERY_CALLS) -> list[fl
         call()
         durations.append(time.perf_counter() - started)
     return durations
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the store -----------------------------------------------------------------------
@@ -183,19 +171,19 @@ def measure_store(path: Path) -> dict[str, Any]:
         store.close()
     store = SqliteStore.open(path, now=wall_clock())
     try:
-        table = store.reminders
-        next_due = table.next_due_at()
+        reminders = store.reminders
+        next_due = reminders.next_due_at()
         if next_due is None:
             raise BenchError(f"no pending reminder in {path}")
         now = wall_clock()
-        known = table.get(KNOWN_ID)
+        known = reminders.get(KNOWN_ID)
         return {
             "open_ms": summary(opens, 1e3),
-            "next_due_at_us": summary(timed_calls(table.next_due_at), 1e6),
-            "due_next_us": summary(timed_calls(lambda: table.due(next_due)), 1e6),
-            "due_now_us": summary(timed_calls(lambda: table.due(now)), 1e6),
-            "due_next_rows": len(table.due(next_due)),
-            "due_now_rows": len(table.due(now)),
+            "next_due_at_us": summary(timed_calls(reminders.next_due_at), 1e6),
+            "due_next_us": summary(timed_calls(lambda: reminders.due(next_due)), 1e6),
+            "due_now_us": summary(timed_calls(lambda: reminders.due(now)), 1e6),
+            "due_next_rows": len(reminders.due(next_due)),
+            "due_now_rows": len(reminders.due(now)),
             "known_status": None if known is None else known.status.value,
         }
     finally:
@@ -205,148 +193,23 @@ def measure_store(path: Path) -> dict[str, Any]:
 # -- the daemon as a process -----------------------------------------------------------
 
 
-def daemon_config(broker: MosquittoBroker, db: Path) -> dict[str, Any]:
-    return {
-        "profiles": {"alice": {"timezone": "Europe/Berlin"}},
-        "mirrors": {"hallway": {}},
-        "store": {"path": str(db)},
-        "mqtt": {"host": broker.host, "port": broker.port},
-        "logging": {"level": "INFO", "format": "json"},
-    }
-
-
-def _event_name(line: bytes) -> str | None:
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return None
-    return entry.get("event") if isinstance(entry, dict) else None
-
-
-class DaemonRun:
-    """``needlecare run`` as a process; a thread stamps the first line of each log event."""
-
-    def __init__(self, workdir: Path, broker: MosquittoBroker, db: Path) -> None:
-        self.workdir = workdir
-        self.config_path = workdir / "needlecare.yaml"
-        self.log_path = workdir / "daemon.log"
-        self.config_path.write_text(yaml.safe_dump(daemon_config(broker, db)), encoding="utf-8")
-        self.first_seen: dict[str, float] = {}
-        self.spawned_at = 0.0
-        self._changed = threading.Condition()
-        self._eof = False
-        self._process: subprocess.Popen[bytes] | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise BenchError("the daemon was not started")
-        return self._process.pid
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "needlecare", "run", "-c", str(self.config_path)]
-        self.spawned_at = time.perf_counter()
-        self._process = subprocess.Popen(
-            command,
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        assert self._process.stderr is not None
-        self._reader = threading.Thread(target=self._read, args=(self._process.stderr,))
-        self._reader.start()
-
-    def _read(self, stream: IO[bytes]) -> None:
-        with stream, self.log_path.open("wb") as log:
-            for line in stream:
-                stamp = time.perf_counter()
-                log.write(line)
-                event = _event_name(line)
-                with self._changed:
-                    if event is not None:
-                        self.first_seen.setdefault(event, stamp)
-                    self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
-    def seconds_to(self, event: str, timeout: float = TIMEOUT_S) -> float:
-        """Seconds from the spawn to the first ``event`` log line."""
-        with self._changed:
-            self._changed.wait_for(lambda: event in self.first_seen or self._eof, timeout)
-            stamp = self.first_seen.get(event)
-        if stamp is None:
-            log = self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-            raise BenchError(f"no {event} from the daemon within {timeout} s; its log:\n{log}")
-        return stamp - self.spawned_at
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it lingers; the exit code of the SIGTERM, else None."""
-        process = self._process
-        if process is None:
-            return None
-        code: int | None = process.poll()
-        if code is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if self._reader is not None:
-            self._reader.join()
-        return code
-
-
 class NotifyWatch:
-    """A paho subscriber on the mirror's notify topic, stamping the known reminder's arrival."""
+    """Stamps the known reminder's arrival on the notify topic, by the wall clock as ``due_at``."""
 
-    def __init__(self, broker: MosquittoBroker) -> None:
-        self._broker = broker
+    def __init__(self) -> None:
         self.received_at: datetime | None = None
         self._arrived = threading.Event()
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-notify-watch")
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-
-    def __enter__(self) -> Self:
-        self._client.connect(self._broker.host, self._broker.port)
-        self._client.loop_start()
-        if not self._subscribed.wait(10):
-            self.__exit__(None, None, None)
-            raise BenchError("the notify subscriber got no SUBACK")
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
 
     def wait(self, timeout: float) -> datetime | None:
         self._arrived.wait(timeout)
         return self.received_at
 
-    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        client.subscribe(NOTIFY_TOPIC, qos=1)
-
-    def _on_subscribe(self, *_: Any) -> None:
-        self._subscribed.set()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def on_message(self, message: mqtt.MQTTMessage, _stamp: float) -> None:
         stamp = wall_clock()
         try:
             body = json.loads(message.payload)
         except ValueError:
-            return  # never raise into paho's network thread
+            return  # not JSON, so not the known reminder
         if (
             isinstance(body, dict)
             and body.get("reminder_id") == KNOWN_ID
@@ -359,22 +222,27 @@ class NotifyWatch:
 def measure_daemon(workdir: Path, db: Path) -> dict[str, Any]:
     """Start-up, idle RSS and the known reminder's delivery, with a broker of its own."""
     with ExitStack() as stack:
-        broker = MosquittoBroker(data_dir=workdir / "broker", port=free_port(), persistence=False)
-        broker.start()
-        stack.callback(broker.close)
-        watch = stack.enter_context(NotifyWatch(broker))
-        daemon = DaemonRun(workdir, broker, db)
+        broker = stack.enter_context(running_broker(workdir / "broker"))
+        watch = NotifyWatch()
+        peer = Peer(
+            broker.host, broker.port, client_id="bench-notify-watch", on_message=watch.on_message
+        )
+        stack.enter_context(peer).subscribe(NOTIFY_TOPIC)
+        config = daemon_config(
+            broker, db, profiles={"alice": {"timezone": "Europe/Berlin"}}, mirrors={"hallway": {}}
+        )
+        daemon = Daemon(workdir, config)
         due_at = wall_clock() + DUE_AFTER_SPAWN
         add_known(db, due_at)
         daemon.start()
-        stack.callback(daemon.stop)
-        started_s = daemon.seconds_to("daemon_started")
-        connected_s = daemon.seconds_to("mqtt_connected")
+        stack.callback(daemon.stop, STOP_TIMEOUT_S)
+        started_s = daemon.wait_for("daemon_started") - daemon.spawned_at
+        connected_s = daemon.wait_for("mqtt_connected") - daemon.spawned_at
         time.sleep(IDLE_S)
-        rss, peak = proc_status_mib(daemon.pid, "VmRSS"), proc_status_mib(daemon.pid, "VmHWM")
+        rss, peak = rss_mib(daemon.pid), rss_mib(daemon.pid, "VmHWM")
         wait_s = (due_at - wall_clock()).total_seconds() + 15
         received_at = watch.wait(max(wait_s, 1.0))
-        exit_code = daemon.stop()
+        exit_code = daemon.stop(STOP_TIMEOUT_S)
     late = None if received_at is None else (received_at - due_at).total_seconds() * 1e3
     return {
         "started_s": started_s,
@@ -423,12 +291,12 @@ def apscheduler_child(count: int) -> dict[str, Any]:
     scheduler.start()
     try:
         gc.collect()
-        before = proc_status_mib(os.getpid(), "VmRSS")
+        before = rss_mib(os.getpid())
         started = time.perf_counter()
         for i, when in enumerate(times):
             scheduler.add_job(_noop, DateTrigger(run_date=when), id=f"r{i}")
         elapsed = time.perf_counter() - started
-        after = proc_status_mib(os.getpid(), "VmRSS")
+        after = rss_mib(os.getpid())
         jobs = len(scheduler.get_jobs())
     finally:
         scheduler.shutdown(wait=False)
@@ -454,15 +322,15 @@ def measure_apscheduler(count: int) -> dict[str, Any]:
 def measure_size(size: int, workdir: Path, *, apscheduler: bool) -> dict[str, Any]:
     workdir.mkdir(parents=True)
     db = workdir / "needlecare.db"
-    _progress(f"N={size:,}: seeding")
+    progress(f"N={size:,}: seeding")
     seed_s = seed(db, size - 1, wall_clock())
     file_mib = db.stat().st_size / MIB
-    _progress(f"N={size:,}: daemon")
+    progress(f"N={size:,}: daemon")
     daemon = measure_daemon(workdir, db)
-    _progress(f"N={size:,}: store queries")
+    progress(f"N={size:,}: store queries")
     store = measure_store(db)
     if apscheduler:
-        _progress(f"N={size:,}: APScheduler, {size:,} jobs")
+        progress(f"N={size:,}: APScheduler, {size:,} jobs")
     return {
         "size": size,
         "seed_s": seed_s,
@@ -473,37 +341,28 @@ def measure_size(size: int, workdir: Path, *, apscheduler: bool) -> dict[str, An
     }
 
 
-def machine() -> dict[str, Any]:
-    mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False)
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "apscheduler": metadata.version("APScheduler"),
-        "paho_mqtt": metadata.version("paho-mqtt"),
-        "mosquitto": (mosquitto.stdout.splitlines() or [""])[0],
-    }
-
-
 def run(sizes: Sequence[int], *, apscheduler_max: int, workdir: Path | None) -> dict[str, Any]:
     """Every measurement, as the JSON report."""
     started_at = wall_clock()
-    with ExitStack() as stack:
-        if workdir is None:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        _progress("import floor")
+    source_before = source_state()
+    with workspace(workdir, "bench-") as work:
+        progress("import floor")
         floor = import_floor()
         results = [
-            measure_size(size, workdir / f"n{size}", apscheduler=size <= apscheduler_max)
+            measure_size(size, work / f"n{size}", apscheduler=size <= apscheduler_max)
             for size in sizes
         ]
+        machine_info = {
+            **machine(work, source_before=source_before),
+            # this report's own: the APScheduler it compares against, and cpu_count beside nproc
+            "cpu_count": os.cpu_count(),
+            "apscheduler": metadata.version("APScheduler"),
+        }
     return {
         "bench": "reminder_scale",
         "started_at": started_at.isoformat(),
         "finished_at": wall_clock().isoformat(),
-        "machine": machine(),
+        "machine": machine_info,
         "sizes": list(sizes),
         "apscheduler_max": apscheduler_max,
         "import_floor": floor,
@@ -511,19 +370,7 @@ def run(sizes: Sequence[int], *, apscheduler_max: int, workdir: Path | None) -> 
     }
 
 
-def _progress(message: str) -> None:
-    print(f"... {message}", file=sys.stderr, flush=True)
-
-
 # -- output ----------------------------------------------------------------------------------
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in lines
-    )
 
 
 def _pair(figures: dict[str, float], digits: int = 0) -> str:
@@ -570,13 +417,13 @@ def render(report: dict[str, Any]) -> str:
     store_headers = ("N", "open ms", "next_due_at µs", "due(next) µs", "due(now) µs")
     parts = [
         "Daemon with N pending reminders (times from spawn; lateness of the known reminder)",
-        _table((*daemon_headers, "notified", "late ms"), [_daemon_row(r) for r in results]),
+        table((*daemon_headers, "notified", "late ms"), [_daemon_row(r) for r in results]),
         "",
         "Store, in process (median / p99 over calls)",
-        _table(store_headers, [_store_row(r) for r in results]),
+        table(store_headers, [_store_row(r) for r in results]),
         "",
         "APScheduler 3, one date job per reminder (MemoryJobStore, fresh process)",
-        _table(("N", "add s", "µs/job", "RSS +MiB"), aps) if aps else "(not run)",
+        table(("N", "add s", "µs/job", "RSS +MiB"), aps) if aps else "(not run)",
         "",
         "Import floor (python -c 'import needlecare.cli.main, needlecare.app.run'):"
         f" {floor['seconds']:.2f} s, {floor['rss_mib']:.1f} MiB RSS",
@@ -615,8 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the tables, write the JSON; exit 1 if a known reminder never arrived."""
     args = parse_args(argv)
     report = run(args.sizes, apscheduler_max=args.apscheduler_max, workdir=args.workdir)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_report(report, args.out)
     print(render(report))
     print(f"\nwritten to {args.out}")
     return 0 if all(r["daemon"]["notified"] for r in report["results"]) else 1
