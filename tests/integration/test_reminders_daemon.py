@@ -114,6 +114,11 @@ class TestSootheOnTheMirror:
         assert ["actives_pause"] == [r["name"] for r in state["restrictions"]]
         rows = json.loads(daemon.cli("reminders", "--json", "--status", "sent").stdout)
         assert {"soothe", "actives_pause"} <= {r["kind"] for r in rows}
+        # The plan is logged once for the session, not once per reminder.
+        plans = [e for e in daemon.log_events() if e["event"] == "aftercare_planned"]
+        assert 1 == len(plans)
+        planned = {entry.split("@")[0] for entry in plans[0]["reminders"]}
+        assert {"soothe", "actives_pause", "window_open"} <= planned
         # The broker's PUBACK is written by a later turn, not by a commit of its own;
         # with nothing else going on, the one-second wake-up does it.
         wait_until(

@@ -63,8 +63,15 @@ class Aftercare:
         plan = planning.plan_session(
             session, self.protocol_for(session), self.profile(session.profile), now
         )
-        for planned in plan:
-            self._upsert(planned, now)
+        changed = [planned for planned in plan if self._upsert(planned, now)]
+        if changed:
+            # One line per plan: the reminders themselves are in `needlecare reminders`.
+            log.info(
+                "aftercare_planned",
+                session_id=session.id,
+                profile=session.profile,
+                reminders=[f"{p.kind}@{p.due_at.isoformat()}" for p in changed],
+            )
         self.dispatch.calendar(session, self.protocol_for(session), now)
         self.touched.add(session.profile)
 
@@ -272,23 +279,19 @@ class Aftercare:
 
     # -- internals ------------------------------------------------------------------
 
-    def _upsert(self, planned: PlannedReminder, now: datetime) -> None:
+    def _upsert(self, planned: PlannedReminder, now: datetime) -> bool:
+        """Store a planned reminder, or move an existing one; whether anything changed."""
         current = self.store.reminders.get(planned.id)
         if current is None:
             self.store.reminders.save(rem.from_plan(planned, now))
-            log.info(
-                "reminder_planned",
-                reminder_id=planned.id,
-                kind=planned.kind,
-                due_at=planned.due_at.isoformat(),
-            )
-            return
+            log.debug("reminder_planned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
+            return True
         updated = rem.replanned(current, planned)
-        if updated is not None:
-            self.store.reminders.save(updated)
-            log.info(
-                "reminder_replanned", reminder_id=planned.id, due_at=planned.due_at.isoformat()
-            )
+        if updated is None:
+            return False
+        self.store.reminders.save(updated)
+        log.debug("reminder_replanned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
+        return True
 
     def _raise_guards(self, guards: Iterable[PlannedReminder | None], now: datetime) -> None:
         for guard in guards:
