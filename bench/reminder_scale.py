@@ -45,6 +45,7 @@ from bench._common import (
     machine,
     percentiles,
     progress,
+    quiet_logs,
     rss_mib,
     running_broker,
     source_state,
@@ -461,6 +462,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the tables, write the JSON; exit 1 if a known reminder never arrived."""
     args = parse_args(argv)
+    quiet_logs()
     report = run(args.sizes, apscheduler_max=args.apscheduler_max, workdir=args.workdir)
     write_report(report, args.out)
     print(render(report))
