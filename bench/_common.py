@@ -5,6 +5,7 @@ clock for every process on Linux, so a stamp taken in a publisher process can be
 subtracted from one taken here.
 """
 
+import argparse
 import hashlib
 import json
 import logging
@@ -117,6 +118,27 @@ def verdict(ok: bool) -> str:
 def write_report(report: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def bench_parser(
+    module: str, doc: str | None, *, out: Path, workdir_help: str
+) -> argparse.ArgumentParser:
+    """A bench's command line with the options they all have: --out and --workdir."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, default=out, help="the JSON report")
+    parser.add_argument("--workdir", type=Path, default=None, help=workdir_help)
+    return parser
+
+
+def finish(report: dict[str, Any], out: Path, render: Callable[[dict[str, Any]], str]) -> None:
+    """Write the JSON report, then print the tables and where the report went."""
+    write_report(report, out)
+    print(render(report))
+    print(f"\nwritten to {out}")
 
 
 def _filesystem(path: Path) -> str:

@@ -40,7 +40,9 @@ from bench._common import (
     Daemon,
     Peer,
     StoreReader,
+    bench_parser,
     daemon_config,
+    finish,
     fmt,
     free_port,
     load_average,
@@ -58,7 +60,6 @@ from bench._common import (
     wait_online,
     wall_clock,
     workspace,
-    write_report,
 )
 from needlecare.domain.planning import reminder_id
 from needlecare.domain.sessions import session_id_for
@@ -463,15 +464,11 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ha_delivery",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = bench_parser(
+        "bench.ha_delivery", __doc__, out=DEFAULT_OUT, workdir_help="keep HA, store and logs here"
     )
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST)
     parser.add_argument("--sequential", type=int, default=DEFAULT_SEQUENTIAL)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep HA, store and logs here")
     return parser.parse_args(argv)
 
 
@@ -481,9 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.burst < 1 or args.sequential < 1:
         raise SystemExit("--burst and --sequential must be positive")
     report = run(burst=args.burst, sequential=args.sequential, workdir=args.workdir)
-    write_report(report, args.out)
-    print(render(report))
-    print(f"\nwritten to {args.out}")
+    finish(report, args.out, render)
     return 0 if report["exit_code"] == 0 else 1
 
 

@@ -29,8 +29,10 @@ from typing import Any
 from bench._common import (
     Daemon,
     ThreadSample,
+    bench_parser,
     cpu_seconds,
     daemon_config,
+    finish,
     fmt,
     load_average,
     machine,
@@ -47,7 +49,6 @@ from bench._common import (
     wait_idle,
     wall_clock,
     workspace,
-    write_report,
 )
 from bench.reminder_scale import seed
 
@@ -188,15 +189,11 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.idle",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = bench_parser(
+        "bench.idle", __doc__, out=DEFAULT_OUT, workdir_help="keep the store and logs here"
     )
     parser.add_argument("--pending", type=int, default=DEFAULT_PENDING)
     parser.add_argument("--idle", type=float, default=DEFAULT_IDLE_S, help="seconds to sample")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep the store and logs here")
     return parser.parse_args(argv)
 
 
@@ -206,9 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pending < 1 or args.idle <= 0:
         raise SystemExit("--pending and --idle must be positive")
     report = run(args.pending, idle_s=args.idle, workdir=args.workdir)
-    write_report(report, args.out)
-    print(render(report))
-    print(f"\nwritten to {args.out}")
+    finish(report, args.out, render)
     return 0 if report["exit_code"] == 0 else 1
 
 

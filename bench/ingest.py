@@ -38,7 +38,9 @@ from bench._common import (
     Peer,
     PySpyRecord,
     StoreReader,
+    bench_parser,
     daemon_config,
+    finish,
     fmt,
     load_average,
     machine,
@@ -55,7 +57,6 @@ from bench._common import (
     wait_online,
     wall_clock,
     workspace,
-    write_report,
 )
 from needlecare_integrations.broker import MosquittoBroker
 
@@ -529,10 +530,8 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.ingest",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = bench_parser(
+        "bench.ingest", __doc__, out=DEFAULT_OUT, workdir_help="keep stores and logs here"
     )
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--block", type=int, default=DEFAULT_BLOCK, help="messages per session")
@@ -544,8 +543,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--py-spy", type=Path, default=None, help="also profile a daemon drain, raw stacks here"
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep stores and logs here")
     return parser.parse_args(argv)
 
 
@@ -564,9 +561,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=args.py_spy,
         workdir=args.workdir,
     )
-    write_report(report, args.out)
-    print(render(report))
-    print(f"\nwritten to {args.out}")
+    finish(report, args.out, render)
     return 0 if report["verified"] else 1
 
 

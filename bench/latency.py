@@ -42,7 +42,9 @@ from bench._common import (
     Daemon,
     Peer,
     StoreReader,
+    bench_parser,
     daemon_config,
+    finish,
     fmt,
     load_average,
     machine,
@@ -60,7 +62,6 @@ from bench._common import (
     wait_online,
     wall_clock,
     workspace,
-    write_report,
 )
 from needlecare.domain.planning import reminder_id
 from needlecare.domain.sessions import session_id_for
@@ -474,17 +475,13 @@ def render(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.latency",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = bench_parser(
+        "bench.latency", __doc__, out=DEFAULT_OUT, workdir_help="keep stores and logs here"
     )
     parser.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS)
     parser.add_argument("--profiles", type=int, default=DEFAULT_PROFILES)
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--workdir", type=Path, default=None, help="keep stores and logs here")
     return parser.parse_args(argv)
 
 
@@ -500,9 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup=args.warmup,
         workdir=args.workdir,
     )
-    write_report(report, args.out)
-    print(render(report))
-    print(f"\nwritten to {args.out}")
+    finish(report, args.out, render)
     once = report["soothe_per_session"] == {"min": 1, "max": 1}
     return 0 if once and not any(report["timeouts"].values()) else 1
 

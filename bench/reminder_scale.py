@@ -41,7 +41,9 @@ from bench._common import (
     BenchError,
     Daemon,
     Peer,
+    bench_parser,
     daemon_config,
+    finish,
     machine,
     percentiles,
     progress,
@@ -52,7 +54,6 @@ from bench._common import (
     table,
     wall_clock,
     workspace,
-    write_report,
 )
 from needlecare.domain.protocol import Channel, Severity
 from needlecare.domain.reminders import Reminder, ReminderStatus
@@ -440,21 +441,18 @@ def _sizes(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.reminder_scale",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = bench_parser(
+        "bench.reminder_scale",
+        __doc__,
+        out=DEFAULT_OUT,
+        workdir_help="keep stores and logs here (default: a temp dir)",
     )
     parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
         "--apscheduler-max",
         type=int,
         default=APSCHEDULER_MAX,
         help="run the APScheduler comparison for sizes up to this (0: never)",
-    )
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="keep stores and logs here (default: a temp dir)"
     )
     return parser.parse_args(argv)
 
@@ -464,9 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     quiet_logs()
     report = run(args.sizes, apscheduler_max=args.apscheduler_max, workdir=args.workdir)
-    write_report(report, args.out)
-    print(render(report))
-    print(f"\nwritten to {args.out}")
+    finish(report, args.out, render)
     return 0 if all(r["daemon"]["notified"] for r in report["results"]) else 1
 
 

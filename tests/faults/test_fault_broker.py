@@ -11,7 +11,6 @@ yet handed to the daemon is gone. These tests hold the daemon to its own promise
 """
 
 import time
-from collections.abc import Callable
 
 import pytest
 from faultkit import (
@@ -24,11 +23,10 @@ from faultkit import (
 )
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
-DaemonFactory = Callable[..., DaemonProcess]
 EVENTS = 5_000
 RATE = 1_000.0  # per second: the outage falls in the middle of a 5 s stream
 

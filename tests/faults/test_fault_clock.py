@@ -28,6 +28,7 @@ from integration.test_reminder_simulation import ACTIONS, Sim, act, check
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.reminders import ReminderStatus
 from needlecare_integrations.store import SqliteStore
+from support.clock import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -58,23 +59,11 @@ QUIET_END = {"alice": time(7, 0), "bob": time(6, 15)}
 ZONE = {"alice": BERLIN, "bob": NEW_YORK}
 
 
-class JumpClock:
-    """A fake clock that, unlike support.clock.FakeClock, may be set backwards."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("the clock needs an aware datetime")
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
+class JumpClock(FakeClock):
+    """A fake clock that, unlike FakeClock itself, may be set backwards."""
 
     def set(self, moment: datetime) -> None:
         self._now = moment
-
-    def jump(self, delta: timedelta) -> datetime:
-        self._now += delta
-        return self._now
 
 
 @contextlib.contextmanager
@@ -86,7 +75,7 @@ def simulated(start: datetime) -> Iterator[Sim]:
     ):
         store = SqliteStore.open(Path(folder) / "clock.db", now=start)
         try:
-            yield Sim(store, JumpClock(start))  # type: ignore[arg-type]  # duck-typed clock
+            yield Sim(store, JumpClock(start))
         finally:
             store.close()
 

@@ -12,18 +12,16 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from faultkit import Publisher
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, DaemonProcess, wait_until
 from support.homeassistant import HomeAssistant
 from support.mosquitto import AuthBroker, free_port
 
-DaemonFactory = Callable[..., DaemonProcess]
 SLOW = 60.0
 PASSWORD_ENV = "NEEDLECARE_MQTT__PASSWORD"
 TOKEN_ENV = "NEEDLECARE_HOMEASSISTANT__TOKEN"

@@ -18,7 +18,7 @@ import errno
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,10 @@ from faultkit import (
 
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.store import StoreError
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
-DaemonFactory = Callable[..., DaemonProcess]
 FS_SIZE = "16m"  # room for the database and its WAL; the filler takes the rest
 RECOVERY_WAIT = 45.0  # the daemon's retry backoff grows to 30 s
 

@@ -1,18 +1,15 @@
 """The daemon as a process against a real Mosquitto: events in, journal out."""
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, wait_until
 from support.mosquitto import MqttClientFactory
 
 pytestmark = pytest.mark.integration
-
-DaemonFactory = Callable[..., DaemonProcess]
 
 
 def event(event_id: str, kind: str, **fields: Any) -> bytes:

@@ -6,18 +6,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, wait_until
 from support.mosquitto import AuthBroker, MqttClientFactory, TlsBroker
 
 pytestmark = pytest.mark.integration
-
-DaemonFactory = Callable[..., DaemonProcess]
 
 
 def started(event_id: str) -> bytes:

@@ -1,17 +1,15 @@
 """Discovery and the Home Assistant outbox, seen from the broker (no Home Assistant needed)."""
 
 import json
-from collections.abc import Callable
 
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, wait_until
 from support.mosquitto import MqttClientFactory, free_port
 
 pytestmark = pytest.mark.integration
 
-DaemonFactory = Callable[..., DaemonProcess]
 ALICE_STATUS = "homeassistant/sensor/needlecare_alice/status/config"
 BOB_STATUS = "homeassistant/sensor/needlecare_bob/status/config"
 

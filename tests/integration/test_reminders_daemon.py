@@ -2,18 +2,16 @@
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.daemon import DaemonProcess, wait_until
+from support.daemon import DaemonFactory, wait_until
 from support.mosquitto import MqttClientFactory, MqttConnection
 
 pytestmark = pytest.mark.integration
 
-DaemonFactory = Callable[..., DaemonProcess]
 PEN = "needlecare/device/pen1/event"
 MIRROR = "needlecare/mirror/hallway/event"
 NOTIFY = "needlecare/mirror/hallway/notify"

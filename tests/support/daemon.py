@@ -156,8 +156,11 @@ class DaemonProcess:
         )
 
 
+DaemonFactory = Callable[..., DaemonProcess]
+
+
 @pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
+def daemon_factory(tmp_path: Path) -> Iterator[DaemonFactory]:
     """Build (not start) daemons; any still running are killed at teardown."""
     made: list[DaemonProcess] = []
 
