@@ -2,7 +2,8 @@
 
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -34,13 +35,7 @@ def publish_all(
         answered.set()
 
     client.on_connect = on_connect
-    try:
-        client.connect(config.host, config.port, keepalive=30)
-    except OSError as error:
-        msg = f"cannot reach the broker at {config.host}:{config.port}: {error}"
-        raise PublishError(msg) from error
-    client.loop_start()
-    try:
+    with _running(client, config, keepalive=30):
         if not answered.wait(timeout) or connack[0].is_failure:
             reason = connack[0] if connack else "no answer"
             msg = f"the broker at {config.host}:{config.port} refused us: {reason}"
@@ -52,9 +47,6 @@ def publish_all(
                 msg = "the broker did not confirm the publish"
                 raise PublishError(msg)
         return len(infos)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def read_retained(config: MqttConfig, topic: str, *, timeout: float = 3.0) -> str | None:
@@ -75,15 +67,22 @@ def read_retained(config: MqttConfig, topic: str, *, timeout: float = 3.0) -> st
 
     client.on_connect = lambda c, *_: c.subscribe(topic)
     client.on_message = on_message
+    with _running(client, config, keepalive=10):
+        done.wait(timeout)
+    return got[0] if got else None
+
+
+@contextmanager
+def _running(client: paho.Client, config: MqttConfig, *, keepalive: int) -> Iterator[None]:
+    """Connected with paho's loop running for the block; disconnected after it."""
     try:
-        client.connect(config.host, config.port, keepalive=10)
+        client.connect(config.host, config.port, keepalive=keepalive)
     except OSError as error:
         msg = f"cannot reach the broker at {config.host}:{config.port}: {error}"
         raise PublishError(msg) from error
     client.loop_start()
     try:
-        done.wait(timeout)
+        yield
     finally:
         client.disconnect()
         client.loop_stop()
-    return got[0] if got else None

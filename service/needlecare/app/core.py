@@ -191,7 +191,7 @@ class CoreLoop:
         of its own would cost a commit and an fsync just as the prompt reaches
         the mirror; most PUBACKs are for retained state, which nobody waits for.
         """
-        awaited = [mid for mid in published if self.outbox.awaits([mid])]
+        awaited = self.outbox.awaited(published)
         if not awaited:
             return
         self.unconfirmed += awaited

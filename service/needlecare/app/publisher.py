@@ -41,9 +41,9 @@ class MqttOutbox:
             if item.id is not None and item.id not in sending
         ]
 
-    def awaits(self, mids: Sequence[int]) -> bool:
-        """Whether any of these PUBACKs confirms an outbox item."""
-        return any(mid in self._in_flight for mid in mids)
+    def awaited(self, mids: Sequence[int]) -> list[int]:
+        """The PUBACKs among these that confirm an outbox item."""
+        return [mid for mid in mids if mid in self._in_flight]
 
     def send(self, items: Sequence[OutboxItem]) -> None:
         """Publish items taken in a transaction that has committed."""
