@@ -74,6 +74,7 @@ class ExitCode:
     CONFIG = 1
     BROKER_REFUSED = 3
     STORE = 4
+    STORE_LOCKED = 6  # another daemon holds the store's lock
 
 
 @dataclass

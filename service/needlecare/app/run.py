@@ -10,6 +10,7 @@ from needlecare.config import NeedlecareConfig
 from needlecare.logs import configure_logging
 from needlecare_integrations.broker import BrokerError, MosquittoBroker, port_in_use
 from needlecare_integrations.store import StoreError
+from needlecare_integrations.store.lock import StoreLock, StoreLockedError, StoreLockError
 
 log = structlog.get_logger(__name__)
 
@@ -20,6 +21,11 @@ def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
         level=config.logging.level, fmt=config.logging.format, secrets=config.secret_values()
     )
     with ExitStack() as stack:
+        # Before anything touches the broker: a second daemon on this store would
+        # take the first one's MQTT session and write behind its back.
+        code = _lock_store(config, stack)
+        if code is not None:
+            return code
         if with_broker and not _start_trial_broker(config, stack):
             return ExitCode.BROKER_REFUSED
         daemon = Daemon(config=config, clock=SystemClock())
@@ -30,6 +36,22 @@ def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
             log.error("store_unusable", error=str(error))
             return ExitCode.STORE
     return ExitCode.OK
+
+
+def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
+    """Hold the store's lock until ``stack`` closes; an exit code when it cannot."""
+    store = config.store.path.absolute()
+    try:
+        stack.enter_context(StoreLock(store))
+    except StoreLockedError as error:
+        log.error(
+            "store_locked", error=str(error), store=str(store), lock=str(error.lock), pid=error.pid
+        )
+        return ExitCode.STORE_LOCKED
+    except StoreLockError as error:
+        log.error("store_unusable", error=str(error))
+        return ExitCode.STORE
+    return None
 
 
 def _start_trial_broker(config: NeedlecareConfig, stack: ExitStack) -> bool:
