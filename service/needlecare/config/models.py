@@ -38,7 +38,7 @@ ENV_PREFIX = "NEEDLECARE_"
 ENV_NESTED_DELIMITER = "__"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # Where the SecretStr fields live; error reports mask whatever the input held there.
-SECRET_PATHS: Final = (("mqtt", "password"), ("homeassistant", "token"))
+SECRET_PATHS: Final = (("mqtt", "password"), ("homeassistant", "token"), ("web", "token"))
 
 
 class TlsConfig(BaseModel):
@@ -308,6 +308,48 @@ class LoggingConfig(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
+LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+class WebConfig(BaseModel):
+    """Section ``web``: the web app and JSON API served by the daemon itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=False, description="Serve the web app and the JSON API.")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address to listen on; anything but loopback needs a token (or ingress).",
+    )
+    port: int = Field(default=8470, ge=1, le=65535, description="TCP port to listen on.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every route but /api/v1/health asks for; normally from "
+        "NEEDLECARE_WEB__TOKEN.",
+    )
+    ingress: bool = Field(
+        default=False,
+        description="Home Assistant add-on ingress: trust the Supervisor (172.30.32.2) "
+        "without the token and honour X-Ingress-Path.",
+    )
+
+    @model_validator(mode="after")
+    def _check_exposed_has_token(self) -> Self:
+        # With ingress, every peer but the Supervisor must show the token, so there
+        # is no address the app answers unauthenticated except the Supervisor's.
+        exposed = self.enabled and self.host not in LOOPBACK_HOSTS and not self.ingress
+        if exposed and (self.token is None or not self.token.get_secret_value()):
+            error = error_at(
+                ("token",),
+                None,
+                "web_token_required",
+                f"web.host {self.host!r} is not loopback: set web.token "
+                "(NEEDLECARE_WEB__TOKEN) or listen on 127.0.0.1",
+            )
+            raise located_error(type(self).__name__, [error])
+        return self
+
+
 class NeedlecareConfig(BaseSettings):
     """The whole configuration; an empty file gives a working local setup."""
 
@@ -343,6 +385,7 @@ class NeedlecareConfig(BaseSettings):
         description="Changes to the built-in care protocol; absent uses the defaults.",
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    web: WebConfig = Field(default_factory=WebConfig, description="The web app and JSON API.")
 
     @classmethod
     def settings_customise_sources(
