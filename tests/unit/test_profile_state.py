@@ -146,11 +146,17 @@ class TestNextStateChange:
 
 class TestToJson:
     def test_product_field_names_and_utc_strings(self) -> None:
-        """The PRODUCT §2 fields, times as RFC 3339 UTC with Z."""
-        prompt = OpenPrompt("rem_a", "soothe", "Soothe your skin", Severity.WARNING, END)
-        state = profile_state(ALICE, session(), PROTOCOL, (prompt,), END + timedelta(hours=1))
+        """The PRODUCT §2 fields, times as RFC 3339 UTC with Z; each open prompt carries
+        what a mirror needs to show and answer it."""
+        prompt = OpenPrompt(
+            "rem_a", "soothe", "Soothe your skin", Severity.WARNING, END, "Apply a serum."
+        )
+        state = profile_state(
+            ALICE, session(), PROTOCOL, (prompt,), END + timedelta(hours=1), display_name="Alice"
+        )
         assert {
             "profile": "alice",
+            "display_name": "Alice",
             "status": "recovering",
             "last_session_at": "2026-03-05T19:15:00Z",
             "recovery_day": 0,
@@ -166,13 +172,32 @@ class TestToJson:
             "open_prompts": [
                 {
                     "id": "rem_a",
+                    "reminder_id": "rem_a",
                     "kind": "soothe",
                     "title": "Soothe your skin",
+                    "message": "Apply a serum.",
                     "severity": "warning",
                     "due_at": "2026-03-05T19:15:00Z",
+                    "expires_at": None,
+                    "actions": ["ack", "snooze"],
                 }
             ],
         } == to_json(state)
+
+    def test_display_name_defaults_to_the_profile(self) -> None:
+        """Without a configured display name, people read the profile slug."""
+        payload = to_json(profile_state(ALICE, None, PROTOCOL, (), END))
+        assert "alice" == payload["display_name"]
+
+    def test_expiring_prompt_carries_its_expiry(self) -> None:
+        """A prompt that vanishes by itself says when, so a mirror can drop it on time."""
+        prompt = OpenPrompt(
+            "rem_b", "serum_window", "Serum time", Severity.INFO, END, "", END + timedelta(hours=12)
+        )
+        payload = to_json(profile_state(ALICE, None, PROTOCOL, (prompt,), END))
+        assert [("rem_b", "2026-03-06T07:15:00Z")] == [
+            (p["reminder_id"], p["expires_at"]) for p in payload["open_prompts"]
+        ]
 
     def test_no_history(self) -> None:
         """Nulls where there is nothing to report."""

@@ -51,10 +51,22 @@ class TestReadme:
     def test_state_example_has_the_product_fields(self) -> None:
         """The README's state example names every PRODUCT §2 state field."""
         expected = {
-            "profile", "status", "last_session_at", "recovery_day", "restrictions",
-            "next_window_start", "next_window_end", "open_prompts",
+            "profile", "display_name", "status", "last_session_at", "recovery_day",
+            "restrictions", "next_window_start", "next_window_end", "open_prompts",
         }  # fmt: skip
         assert expected == set(OUTBOUND["state"])
+
+    def test_state_example_prompt_has_the_shape_the_daemon_publishes(self) -> None:
+        """The README's open prompt has exactly the fields of a real one."""
+        from needlecare.domain.profile_state import OpenPrompt, ProfileState, to_json  # noqa: PLC0415
+        from needlecare.domain.protocol import Severity  # noqa: PLC0415
+
+        moment = datetime(2026, 3, 1, 19, 15, tzinfo=UTC)
+        prompt = OpenPrompt("r", "soothe", "t", Severity.WARNING, moment, "m")
+        state = ProfileState("alice", "no_history", None, None, (), None, None, (prompt,))
+        real = to_json(state)["open_prompts"]
+        assert isinstance(real, list)
+        assert sorted(real[0]) == sorted(OUTBOUND["state"]["open_prompts"][0])
 
     def test_cli_table_lists_real_commands(self) -> None:
         """Every command in the README's CLI table exists."""

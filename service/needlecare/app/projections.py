@@ -49,8 +49,12 @@ class Projections:
             care.profile(profile),
             last,
             protocol,
-            tuple(OpenPrompt(r.id, r.kind, r.title, r.severity, r.due_at) for r in open_prompts),
+            tuple(
+                OpenPrompt(r.id, r.kind, r.title, r.severity, r.due_at, r.message, r.expires_at)
+                for r in open_prompts
+            ),
             now,
+            display_name=care.config.profiles[profile].display_name,
         )
         prompt = current_prompt(open_prompts)
         return [

@@ -35,11 +35,20 @@ class OpenPrompt:
     title: str
     severity: Severity
     due_at: datetime
+    message: str = ""
+    expires_at: datetime | None = None
+
+
+ACTIONS = ("ack", "snooze")
+"""What a person can do with an open prompt (the notification's ``actions``)."""
 
 
 @dataclass(frozen=True)
 class ProfileState:
-    """Where a profile stands; the window and recovery day are None without history."""
+    """Where a profile stands; the window and recovery day are None without history.
+
+    ``display_name`` is the name people read (the config's, else the profile slug).
+    """
 
     profile: str
     status: Status
@@ -49,6 +58,7 @@ class ProfileState:
     next_window_start: datetime | None
     next_window_end: datetime | None
     open_prompts: tuple[OpenPrompt, ...]
+    display_name: str | None = None
 
 
 def profile_state(
@@ -57,6 +67,8 @@ def profile_state(
     protocol_for_last: CareProtocol,
     open_prompts: Iterable[OpenPrompt],
     now: datetime,
+    *,
+    display_name: str | None = None,
 ) -> ProfileState:
     """The state at ``now``: recovering inside the actives pause, resting until the
     next window opens, due inside it, overdue after it closes.
@@ -67,7 +79,9 @@ def profile_state(
     prompts = tuple(sorted(open_prompts, key=lambda prompt: (prompt.due_at, prompt.id)))
     end = _treated_end(last_session)
     if last_session is None or end is None:
-        return ProfileState(profile.name, "no_history", None, None, (), None, None, prompts)
+        return ProfileState(
+            profile.name, "no_history", None, None, (), None, None, prompts, display_name
+        )
     pause_end = end + protocol_for_last.actives_pause
     window_start, window_end = window_for(last_session, protocol_for_last)
     restrictions = _restrictions(protocol_for_last, pause_end, now)
@@ -80,6 +94,7 @@ def profile_state(
         next_window_start=window_start,
         next_window_end=window_end,
         open_prompts=prompts,
+        display_name=display_name,
     )
 
 
@@ -130,6 +145,7 @@ def to_json(state: ProfileState) -> dict[str, object]:
     """The state as the retained ``needlecare/profile/<profile>/state`` payload."""
     return {
         "profile": state.profile,
+        "display_name": state.display_name or state.profile,
         "status": state.status,
         "last_session_at": rfc3339(state.last_session_at),
         "recovery_day": state.recovery_day,
@@ -139,16 +155,22 @@ def to_json(state: ProfileState) -> dict[str, object]:
         ],
         "next_window_start": rfc3339(state.next_window_start),
         "next_window_end": rfc3339(state.next_window_end),
-        "open_prompts": [
-            {
-                "id": p.id,
-                "kind": p.kind,
-                "title": p.title,
-                "severity": str(p.severity),
-                "due_at": rfc3339(p.due_at),
-            }
-            for p in state.open_prompts
-        ],
+        "open_prompts": [_prompt_json(p) for p in state.open_prompts],
+    }
+
+
+def _prompt_json(prompt: OpenPrompt) -> dict[str, object]:
+    """One open prompt, with what a mirror needs to show it and answer it."""
+    return {
+        "id": prompt.id,
+        "reminder_id": prompt.id,
+        "kind": prompt.kind,
+        "title": prompt.title,
+        "message": prompt.message,
+        "severity": str(prompt.severity),
+        "due_at": rfc3339(prompt.due_at),
+        "expires_at": rfc3339(prompt.expires_at),
+        "actions": list(ACTIONS),
     }
 
 
