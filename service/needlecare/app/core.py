@@ -9,7 +9,7 @@ the outboxes and re-arms the single wake-up.
 
 import json
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -20,6 +20,7 @@ from needlecare.app import discovery
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.ha_calls import parse_action
 from needlecare.app.ha_outbox import HaOutbox
+from needlecare.app.inbound import InboundMessage
 from needlecare.app.ingest import Ingest
 from needlecare.app.ports import StoreUnavailableError
 from needlecare.app.projections import Projections
@@ -29,7 +30,7 @@ from needlecare.domain.records import EventRecord
 from needlecare.domain.topics import Topics
 from needlecare.logs import held_lines
 from needlecare_integrations.homeassistant import HaResult
-from needlecare_integrations.mqtt import Delivery, MqttClient, MqttFatalError
+from needlecare_integrations.mqtt import AckToken, Delivery, MqttClient, MqttFatalError
 from needlecare_integrations.scheduler import Waker
 from needlecare_integrations.store import Checkpointer, SqliteStore
 
@@ -64,7 +65,24 @@ class PhoneAction:
     action: str
 
 
-InboxItem = Delivery | Signal | Fatal | Published | HaResult | PhoneAction
+@dataclass(frozen=True, slots=True)
+class WebCommand:
+    """A command from the web app, the same bytes the profile's command topic would carry.
+
+    It is recorded by the same ingest path as one from the broker; ``reply`` then
+    gets whether its event is in the journal (called on the core thread).
+    """
+
+    profile: str
+    payload: bytes
+    event_id: str
+    reply: Callable[[bool], None]
+
+
+# A web command has no broker message to acknowledge: QoS 0 tokens are never acked.
+_NO_ACK = AckToken(generation=-1, mid=0, qos=0)
+
+InboxItem = Delivery | Signal | Fatal | Published | HaResult | PhoneAction | WebCommand
 
 
 class ExitCode:
@@ -99,6 +117,7 @@ class CoreLoop:
     next_due: datetime | None = None
     retry_at: datetime | None = None
     midnight: datetime | None = None
+    web_waiting: list[WebCommand] = field(default_factory=list)
 
     def run(self) -> int:
         while True:
@@ -117,17 +136,46 @@ class CoreLoop:
                 refused = isinstance(item.error, MqttFatalError)
                 return ExitCode.BROKER_REFUSED if refused else ExitCode.STORE
         deliveries = [item for item in items if isinstance(item, Delivery)]
+        deliveries += self._web_deliveries(items)
         published = [item.mid for item in items if isinstance(item, Published)]
         self._note_confirmations(published)
         if len(published) == len(items) and not self._needs_turn():
             return None
         if Signal.STOP in items:
             self._turn(deliveries, wake=False)
+            self._answer_web(stopping=True)
             return ExitCode.OK
         if Signal.CONNECTED in items:
             self._announce()
         self._turn(deliveries, wake=Signal.WAKE in items or Signal.CONNECTED in items)
+        self._answer_web(stopping=False)
         return None
+
+    def _web_deliveries(self, items: list[InboxItem]) -> list[Delivery]:
+        """Web commands as if they had come on the command topic: one writer, one path."""
+        commands = [item for item in items if isinstance(item, WebCommand)]
+        self.web_waiting += commands
+        now = self.clock.now()
+        return [
+            Delivery(InboundMessage(self.topics.command(c.profile), c.payload, now), _NO_ACK)
+            for c in commands
+        ]
+
+    def _answer_web(self, *, stopping: bool) -> None:
+        """Tell waiting web requests whether their command is in the journal.
+
+        While a failed commit is being retried the answer waits for the retry,
+        unless the daemon is stopping.
+        """
+        if not self.web_waiting or (self.unrecorded and not stopping):
+            return
+        waiting, self.web_waiting = self.web_waiting, []
+        for command in waiting:
+            try:
+                recorded = self.store.has_event(command.event_id)
+            except StoreUnavailableError:
+                recorded = False
+            command.reply(recorded)
 
     # -- each turn ------------------------------------------------------------------
 
