@@ -1,11 +1,99 @@
 """MQTT discovery configs for Home Assistant (PRODUCT §4)."""
 
 import json
+from typing import Any
 
-from needlecare.app.discovery import bridge_entities, profile_entities, removal_topics
+from needlecare import __version__
+from needlecare.app.discovery import (
+    bridge_entities,
+    device_removal_topics,
+    health_topic,
+    profile_entities,
+    removal_topics,
+)
 from needlecare.domain.topics import Topics
 
 TOPICS = Topics("needlecare", "homeassistant")
+
+
+def every_config(devices: tuple[str, ...] = ("pen1",)) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        *bridge_entities(TOPICS, devices),
+        *profile_entities(TOPICS, "alice", "Alice"),
+        *profile_entities(TOPICS, "bob-2", None),
+    ]
+
+
+def component_of(topic: str) -> str:
+    return topic.split("/")[1]
+
+
+class TestIdentity:
+    def test_every_entity_carries_default_entity_id_origin_and_unique_id(self) -> None:
+        """default_entity_id is <component>.<object_id>; origin names Needlecare; ids unique."""
+        configs = every_config()
+        for topic, config in configs:
+            component = component_of(topic)
+            assert f"{component}.{config['object_id']}" == config["default_entity_id"]
+            assert {
+                "name": "Needlecare",
+                "sw_version": __version__,
+                "support_url": config["origin"]["support_url"],
+            } == config["origin"]
+            assert config["origin"]["support_url"].startswith("https://")
+            assert config["unique_id"]
+        unique_ids = [config["unique_id"] for _, config in configs]
+        assert len(unique_ids) == len(set(unique_ids))
+
+    def test_the_entity_ids_of_the_contract(self) -> None:
+        """The documented table (docs/homeassistant.md): one id per entity, never a name."""
+        ids = [config["default_entity_id"] for _, config in every_config()[:7]]
+        expected = [
+            "binary_sensor.needlecare_bridge_connectivity",
+            "sensor.needlecare_bridge_dead_letters",
+            "sensor.needlecare_bridge_outbox_backlog",
+            "sensor.needlecare_bridge_last_event",
+            "sensor.needlecare_bridge_version",
+            "sensor.needlecare_bridge_pen1_last_heartbeat",
+            "sensor.needlecare_bridge_pen1_battery",
+        ]
+        assert expected == ids
+        alice = [
+            config["default_entity_id"] for _, config in profile_entities(TOPICS, "alice", "A")
+        ]
+        assert [
+            "sensor.needlecare_alice_last_session",
+            "sensor.needlecare_alice_recovery_day",
+            "sensor.needlecare_alice_status",
+            "sensor.needlecare_alice_next_window_start",
+            "sensor.needlecare_alice_next_window_end",
+            "binary_sensor.needlecare_alice_actives_restricted",
+            "sensor.needlecare_alice_open_prompts",
+            "button.needlecare_alice_log_professional_session",
+            "button.needlecare_alice_acknowledge_all",
+        ] == alice
+
+    def test_a_hyphen_in_a_slug_becomes_an_underscore_in_the_entity_id(self) -> None:
+        """Home Assistant slugifies object_id; default_entity_id must already be valid."""
+        [(_, status)] = [
+            (t, c)
+            for t, c in profile_entities(TOPICS, "bob-2", None)
+            if t.endswith("/status/config")
+        ]
+        assert "sensor.needlecare_bob_2_status" == status["default_entity_id"]
+        assert "needlecare_bob_2_status" == status["object_id"]
+        assert "needlecare_bob-2_status" == status["unique_id"]  # as before: the registry key
+
+    def test_ids_do_not_follow_the_display_name(self) -> None:
+        """Renaming a profile (or translating its names) changes names, never ids."""
+
+        def ids(display_name: str | None) -> list[tuple[str, str, str]]:
+            return [
+                (c["unique_id"], c["object_id"], c["default_entity_id"])
+                for _, c in profile_entities(TOPICS, "alice", display_name)
+            ]
+
+        assert ids("Alice") == ids("Alicia Müller") == ids(None)
 
 
 class TestProfileEntities:
@@ -55,7 +143,7 @@ class TestProfileEntities:
 class TestBridge:
     def test_connectivity_follows_the_status_topic(self) -> None:
         """The bridge's connectivity sensor reads online/offline and has no availability."""
-        [(topic, config)] = bridge_entities(TOPICS)
+        [(topic, config), *_] = bridge_entities(TOPICS)
         assert "homeassistant/binary_sensor/needlecare_bridge/connectivity/config" == topic
         assert ("needlecare/status", "online", "offline") == (
             config["state_topic"],
@@ -63,3 +151,24 @@ class TestBridge:
             config["payload_off"],
         )
         assert "availability_topic" not in config
+
+    def test_diagnostics_read_the_health_topic(self) -> None:
+        """Every other bridge entity is a diagnostic sensor on the bridge device."""
+        [_, *diagnostics] = bridge_entities(TOPICS, ["pen1"])
+        assert 6 == len(diagnostics)
+        for topic, config in diagnostics:
+            assert topic.startswith("homeassistant/sensor/needlecare_bridge/")
+            assert "diagnostic" == config["entity_category"]
+            assert "needlecare/bridge/health" == health_topic(TOPICS) == config["state_topic"]
+            assert "needlecare/status" == config["availability_topic"]
+            assert ["needlecare_bridge"] == config["device"]["identifiers"]
+        dead = dict(diagnostics)["homeassistant/sensor/needlecare_bridge/dead_letters/config"]
+        assert "needlecare/bridge/health" == dead["json_attributes_topic"]
+        assert "latest_reason" in dead["json_attributes_template"]
+
+    def test_a_device_removed_from_the_config_loses_its_diagnostics(self) -> None:
+        """The removal topics are exactly the device's two configs."""
+        assert [
+            "homeassistant/sensor/needlecare_bridge/pen1_last_heartbeat/config",
+            "homeassistant/sensor/needlecare_bridge/pen1_battery/config",
+        ] == device_removal_topics(TOPICS, "pen1")

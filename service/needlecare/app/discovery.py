@@ -1,21 +1,34 @@
 """Home Assistant MQTT discovery: a device per profile, plus the bridge (PRODUCT §4).
 
 Per-entity discovery topics (``<prefix>/<component>/needlecare_<profile>/<object>/config``)
-work on every Home Assistant release still in use. Entities read the retained
-profile state topic, so they show the right values as soon as they are created,
-and go unavailable with ``needlecare/status``.
+work on every Home Assistant release still in use. Entities read retained state
+topics, so they show the right values as soon as they are created, and go
+unavailable with ``needlecare/status``.
+
+Entity ids never come from names (which follow the profile's display name and
+language): every config carries the id twice, as ``object_id`` (read by releases
+before 2026.4; deprecated from 2025.10) and as ``default_entity_id``, the full
+``<component>.<slug>`` that releases from 2025.10 on read instead. Both carry the
+same slug, so the id is the same on every release. ``unique_id`` keys the entity
+registry, and ``origin`` tells Home Assistant which software sent the config.
 """
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from needlecare import __version__
 from needlecare.domain.topics import Topics
 
 BRIDGE = "bridge"
+ORIGIN_NAME = "Needlecare"
+SUPPORT_URL = "https://github.com/needlecare/needlecare/blob/main/docs/homeassistant.md"
+DIAGNOSTIC = "diagnostic"
+
+Config = dict[str, Any]
 
 # object id -> (component, extra config) for each profile entity
-_SENSORS: dict[str, tuple[str, dict[str, Any]]] = {
+_SENSORS: dict[str, tuple[str, Config]] = {
     "last_session": (
         "sensor",
         {
@@ -86,15 +99,67 @@ _BUTTONS = {
     ),
     "acknowledge_all": ("Acknowledge all", {"action": "ack_all"}),
 }
+# The bridge's diagnostic sensors, read from the retained health topic (health.py).
+_HEALTH: dict[str, Config] = {
+    "dead_letters": {
+        "name": "Dead letters",
+        "value_template": "{{ value_json.dead_letters }}",
+        "json_attributes_template": (
+            "{{ {'latest_reason': value_json.latest_dead_letter} | tojson }}"
+        ),
+        "icon": "mdi:email-alert",
+    },
+    "outbox_backlog": {
+        "name": "Outbox backlog",
+        "value_template": "{{ value_json.outbox_backlog }}",
+        "icon": "mdi:tray-full",
+    },
+    "last_event": {
+        "name": "Last event",
+        "device_class": "timestamp",
+        "value_template": "{{ value_json.last_event_at or None }}",
+    },
+    "version": {
+        "name": "Version",
+        "value_template": "{{ value_json.version }}",
+        "icon": "mdi:tag",
+    },
+}
+
+
+def entity_slug(slug: str) -> str:
+    """A topic slug (``[a-z0-9_-]``) as Home Assistant writes it in entity ids."""
+    return slug.replace("-", "_")
+
+
+def origin() -> Config:
+    """The ``origin`` block: which software sent a discovery config."""
+    return {"name": ORIGIN_NAME, "sw_version": __version__, "support_url": SUPPORT_URL}
+
+
+def identity(component: str, node: str, object_id: str) -> Config:
+    """``unique_id``, ``object_id``, ``default_entity_id`` and ``origin`` of one entity."""
+    slug = entity_slug(f"{node}_{object_id}")
+    return {
+        "unique_id": f"{node}_{object_id}",
+        "object_id": slug,
+        "default_entity_id": f"{component}.{slug}",
+        "origin": origin(),
+    }
 
 
 def config_topic(topics: Topics, component: str, node: str, object_id: str) -> str:
     return f"{topics.discovery_prefix}/{component}/{node}/{object_id}/config"
 
 
+def health_topic(topics: Topics) -> str:
+    """The bridge's retained health JSON (dead letters, backlog, devices...)."""
+    return f"{topics.base}/{BRIDGE}/health"
+
+
 def profile_entities(
     topics: Topics, profile: str, display_name: str | None
-) -> list[tuple[str, dict[str, Any]]]:
+) -> list[tuple[str, Config]]:
     """(config topic, config) for every entity of one profile."""
     node = f"needlecare_{profile}"
     device = {
@@ -111,8 +176,7 @@ def profile_entities(
         config = {
             **common,
             **extra,
-            "unique_id": f"{node}_{object_id}",
-            "object_id": f"{node}_{object_id}",
+            **identity(component, node, object_id),
             "state_topic": topics.state(profile),
         }
         if "json_attributes_template" in config:
@@ -122,8 +186,7 @@ def profile_entities(
         config = {
             **common,
             "name": name,
-            "unique_id": f"{node}_{object_id}",
-            "object_id": f"{node}_{object_id}",
+            **identity("button", node, object_id),
             "command_topic": topics.command(profile),
             "payload_press": json.dumps(payload),
         }
@@ -131,28 +194,81 @@ def profile_entities(
     return entities
 
 
-def bridge_entities(topics: Topics) -> list[tuple[str, dict[str, Any]]]:
-    """The bridge device: connectivity bound to needlecare/status (never 'unavailable')."""
+def _bridge_device() -> Config:
+    return {
+        "identifiers": [f"needlecare_{BRIDGE}"],
+        "name": "Needlecare",
+        "manufacturer": "Needlecare",
+        "model": "Daemon",
+        "sw_version": __version__,
+    }
+
+
+def bridge_entities(topics: Topics, devices: Iterable[str] = ()) -> list[tuple[str, Config]]:
+    """The bridge device: connectivity bound to needlecare/status, and its diagnostics.
+
+    Connectivity has no availability (it is never 'unavailable', it is off); the
+    diagnostic sensors go unavailable with the daemon, like the profiles' entities.
+    """
     node = f"needlecare_{BRIDGE}"
-    config = {
+    connectivity = {
         "name": "Connection",
-        "unique_id": f"{node}_connectivity",
-        "object_id": f"{node}_connectivity",
+        **identity("binary_sensor", node, "connectivity"),
         "device_class": "connectivity",
         "state_topic": topics.status,
         "payload_on": "online",
         "payload_off": "offline",
-        "device": {
-            "identifiers": [node],
-            "name": "Needlecare",
-            "manufacturer": "Needlecare",
-            "model": "Daemon",
-            "sw_version": __version__,
-        },
+        "device": _bridge_device(),
     }
-    return [(config_topic(topics, "binary_sensor", node, "connectivity"), config)]
+    entities = [(config_topic(topics, "binary_sensor", node, "connectivity"), connectivity)]
+    for object_id, extra in _HEALTH.items():
+        entities.append(_diagnostic(topics, object_id, extra))
+    for device in sorted(devices):
+        entities += device_entities(topics, device)
+    return entities
+
+
+def device_entities(topics: Topics, device: str) -> list[tuple[str, Config]]:
+    """A device's last heartbeat and battery, as diagnostics of the bridge."""
+    lookup = f"(value_json.devices.get('{device}') or {{}})"
+    heartbeat = {
+        "name": f"{device} last heartbeat",
+        "device_class": "timestamp",
+        "value_template": f"{{{{ {lookup}.get('last_heartbeat') or None }}}}",
+    }
+    battery = {
+        "name": f"{device} battery",
+        "device_class": "battery",
+        "unit_of_measurement": "%",
+        "state_class": "measurement",
+        "value_template": f"{{{{ {lookup}.get('battery_pct') }}}}",
+    }
+    return [
+        _diagnostic(topics, f"{device}_last_heartbeat", heartbeat),
+        _diagnostic(topics, f"{device}_battery", battery),
+    ]
+
+
+def _diagnostic(topics: Topics, object_id: str, extra: Config) -> tuple[str, Config]:
+    node = f"needlecare_{BRIDGE}"
+    config = {
+        **extra,
+        **identity("sensor", node, object_id),
+        "entity_category": DIAGNOSTIC,
+        "availability_topic": topics.status,
+        "state_topic": health_topic(topics),
+        "device": _bridge_device(),
+    }
+    if "json_attributes_template" in config:
+        config["json_attributes_topic"] = health_topic(topics)
+    return config_topic(topics, "sensor", node, object_id), config
 
 
 def removal_topics(topics: Topics, profile: str) -> list[str]:
     """The config topics to empty so Home Assistant removes a profile's entities."""
     return [topic for topic, _ in profile_entities(topics, profile, None)]
+
+
+def device_removal_topics(topics: Topics, device: str) -> list[str]:
+    """The config topics to empty so Home Assistant removes a device's diagnostics."""
+    return [topic for topic, _ in device_entities(topics, device)]
