@@ -35,7 +35,7 @@ class TestDiscovery:
         daemon = daemon_factory(mosquitto).start()
         wait_until(lambda: daemon.log_count("discovery_published") >= 1, what="discovery")
         configs = retained_configs(mqtt_client_factory, mosquitto)
-        assert 2 * 9 + 1 == len(configs)
+        assert 2 * 9 + 1 + 4 + 2 * 2 == len(configs)  # profiles; bridge, its health, devices
         status = json.loads(configs[ALICE_STATUS])
         assert "needlecare/profile/alice/state" == status["state_topic"]
         client = mqtt_client_factory(mosquitto)

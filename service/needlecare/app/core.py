@@ -20,6 +20,7 @@ from needlecare.app import discovery
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.ha_calls import parse_action
 from needlecare.app.ha_outbox import HaOutbox
+from needlecare.app.health import Health
 from needlecare.app.inbound import InboundMessage
 from needlecare.app.ingest import Ingest
 from needlecare.app.ports import StoreUnavailableError
@@ -40,6 +41,7 @@ MAX_BATCH = 500
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CONFIRM_WITHIN = timedelta(seconds=1)
 ANNOUNCED = "discovery_profiles"
+ANNOUNCED_DEVICES = "discovery_devices"
 
 
 class Signal(Enum):
@@ -109,6 +111,8 @@ class CoreLoop:
     waker: Waker
     clock: Clock
     checkpointer: Checkpointer | None = None
+    health: Health | None = None
+    health_changes: int = -1
     changes_seen: int = 0
     unrecorded: list[Delivery] = field(default_factory=list)
     unconfirmed: list[int] = field(default_factory=list)
@@ -229,6 +233,7 @@ class CoreLoop:
         if self.ha is not None:
             self.ha.pump(now)
         self._publish_projections(now)
+        self._publish_health(now)
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
 
@@ -274,6 +279,8 @@ class CoreLoop:
         times.append(self.confirm_by)
         if self.ha is not None:
             times.append(self.ha.next_wake())
+        if self.health is not None:
+            times.append(self.health.next_wake())
         return min((t for t in times if t is not None), default=None)
 
     def _publish_projections(self, now: datetime) -> None:
@@ -283,6 +290,23 @@ class CoreLoop:
             self.mqtt.publish(topic, payload, qos=1, retain=True)
             self.projections.mark_published(topic, payload)
         self.aftercare.touched.clear()
+
+    def _publish_health(self, now: datetime) -> None:
+        """The bridge's health topic: read again after a write, at most every few seconds."""
+        health = self.health
+        if health is None or not self.mqtt.connected.is_set():
+            return
+        if self.store.changes != self.health_changes:
+            self.health_changes = self.store.changes
+            health.changed()
+        try:
+            payload = health.update(now)
+        except StoreUnavailableError as error:
+            log.error("store_read_failed", error=str(error))
+            return
+        if payload is not None:
+            self.mqtt.publish(discovery.health_topic(self.topics), payload, qos=1, retain=True)
+            health.mark_published(payload)
 
     def _next_items(self) -> list[InboxItem]:
         """Block for one item, then take whatever else is already waiting."""
@@ -363,7 +387,7 @@ class CoreLoop:
         if not self.mqtt.connected.is_set():
             return
         cfg = self.aftercare.config
-        entities = discovery.bridge_entities(self.topics)
+        entities = discovery.bridge_entities(self.topics, cfg.devices)
         for profile, profile_cfg in cfg.profiles.items():
             entities += discovery.profile_entities(self.topics, profile, profile_cfg.display_name)
         for topic, config in entities:
@@ -374,10 +398,17 @@ class CoreLoop:
                 for topic in discovery.removal_topics(self.topics, gone):
                     self.mqtt.publish(topic, b"", qos=1, retain=True)
                 log.info("discovery_removed", profile=gone)
+            devices = set(json.loads(self.store.get_meta(ANNOUNCED_DEVICES) or "[]"))
+            for gone in sorted(devices - set(cfg.devices)):
+                for topic in discovery.device_removal_topics(self.topics, gone):
+                    self.mqtt.publish(topic, b"", qos=1, retain=True)
             with self.store.transaction():
                 self.store.set_meta(ANNOUNCED, json.dumps(sorted(cfg.profiles)))
+                self.store.set_meta(ANNOUNCED_DEVICES, json.dumps(sorted(cfg.devices)))
         except StoreUnavailableError as error:
             log.error("store_write_failed", error=str(error))
         self.projections.forget()
+        if self.health is not None:
+            self.health.forget()
         self.aftercare.touched.update(cfg.profiles)
         log.info("discovery_published", entities=len(entities))

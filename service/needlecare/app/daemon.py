@@ -12,7 +12,9 @@ import structlog
 
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.core import CoreLoop, ExitCode, Fatal, InboxItem, PhoneAction, Published, Signal
+from needlecare.app.ha_calls import HA_CHANNELS
 from needlecare.app.ha_outbox import HaOutbox
+from needlecare.app.health import Health
 from needlecare.app.ingest import Ingest
 from needlecare.app.projections import Projections
 from needlecare.app.publisher import MqttOutbox
@@ -25,6 +27,7 @@ from needlecare_integrations.homeassistant import ActionListener, HaWorker
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.scheduler import Waker
 from needlecare_integrations.store import Checkpointer, SqliteStore
+from needlecare_integrations.store.health import StoreHealthReader
 
 __all__ = ["Daemon", "ExitCode"]
 
@@ -71,6 +74,7 @@ class Daemon:
             on_published=lambda mid: self.inbox.put(Published(mid)),
         )
         waker = Waker(lambda: self.inbox.put(Signal.WAKE))
+        health_reader = StoreHealthReader(store.path)
         checkpointer = Checkpointer(store.path)
         components: list[Component] = [checkpointer, waker]
         ha: HaOutbox | None = None
@@ -93,6 +97,7 @@ class Daemon:
             waker=waker,
             clock=self.clock,
             checkpointer=checkpointer,
+            health=Health(health_reader, sorted(cfg.devices), HA_CHANNELS),
         )
         started: list[Component] = []
         try:
@@ -110,6 +115,7 @@ class Daemon:
         finally:
             for component in reversed(started):
                 component.stop()
+            health_reader.close()
             store.close()
             log.info("daemon_stopped")
 
