@@ -84,6 +84,15 @@ class Daemon:
             ha = HaOutbox(aftercare, worker)
             components += [worker, listener]
         components.append(mqtt)
+        if cfg.web.enabled:
+            # Imported only when enabled: a daemon without the web app never loads its stack.
+            from needlecare.web.server import WebServer  # noqa: PLC0415
+
+            components.append(
+                WebServer(
+                    cfg, clock=self.clock, post=self.inbox.put, mqtt_connected=mqtt.connected.is_set
+                )
+            )
         core = CoreLoop(
             inbox=self.inbox,
             store=store,

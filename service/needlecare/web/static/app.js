@@ -1,0 +1,300 @@
+// Needlecare web app: plain JavaScript, no build step, no library. Every URL is
+// relative to the page's <base>, which carries Home Assistant's ingress prefix.
+"use strict";
+
+const page = document.body.dataset.page;
+const content = document.getElementById("content");
+const statusLine = document.getElementById("status");
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, {
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    credentials: "same-origin",
+    ...options,
+  });
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = body && body.detail;
+    throw new Error(typeof detail === "string" ? detail : JSON.stringify(detail || response.status));
+  }
+  return body;
+}
+
+function say(text, isError) {
+  statusLine.textContent = text;
+  statusLine.className = isError ? "error" : "muted";
+}
+
+function when(iso) {
+  if (!iso) return "–";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function left(iso) {
+  const ms = new Date(iso) - Date.now();
+  if (ms <= 0) return "ended";
+  const hours = Math.floor(ms / 3600000);
+  const days = Math.floor(hours / 24);
+  return days > 0 ? `${days} d ${hours % 24} h left` : `${hours} h ${Math.floor(ms / 60000) % 60} min left`;
+}
+
+// -- overview ---------------------------------------------------------------------
+
+function promptItem(prompt) {
+  const id = prompt.reminder_id || prompt.id;
+  const minutes = el("select", { "aria-label": `Snooze ${prompt.title} for` },
+    [10, 30, 60, 120, 480].map((m) => el("option", { value: m }, m < 60 ? `${m} min` : `${m / 60} h`)));
+  minutes.value = "30";
+  const item = el("div", { class: `prompt ${prompt.severity}`, "data-reminder": id },
+    el("div", { class: "title" }, el("strong", {}, prompt.title)),
+    prompt.message ? el("div", {}, prompt.message) : null,
+    el("div", { class: "muted" }, `${prompt.kind} · due ${when(prompt.due_at)}`),
+    el("div", { class: "actions" },
+      el("button", { type: "button", onclick: () => act(item, id, "ack", null) }, "Done"),
+      minutes,
+      el("button", { type: "button", class: "secondary",
+        onclick: () => act(item, id, "snooze", { minutes: Number(minutes.value) }) }, "Snooze")));
+  return item;
+}
+
+async function act(item, id, verb, body) {
+  item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+  try {
+    await api(`api/v1/reminders/${encodeURIComponent(id)}/${verb}`, {
+      method: "POST", body: body ? JSON.stringify(body) : null,
+    });
+    item.remove();
+    say(verb === "ack" ? "Done: acknowledged everywhere." : "Snoozed.");
+  } catch (error) {
+    item.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    say(`Could not ${verb}: ${error.message}`, true);
+  }
+}
+
+function profileCard(state) {
+  const restrictions = (state.restrictions || []).map((r) =>
+    el("li", {}, `${r.name.replace("_", " ")}: avoid ${(r.ingredients || []).join(", ") || "actives"} until ${when(r.until)} `,
+      el("span", { class: "muted", "data-until": r.until }, `(${left(r.until)})`)));
+  const prompts = state.open_prompts || [];
+  return el("section", { class: "card", "aria-labelledby": `p-${state.profile}`, "data-profile": state.profile },
+    el("h2", { id: `p-${state.profile}` }, state.display_name || state.profile, " ",
+      el("span", { class: `badge ${state.status}` }, state.status.replace("_", " "))),
+    el("dl", {},
+      el("dt", {}, "Recovery day"), el("dd", {}, state.recovery_day ?? "–"),
+      el("dt", {}, "Last session"), el("dd", {}, when(state.last_session_at)),
+      el("dt", {}, "Next window"),
+      el("dd", {}, state.next_window_start ? `${when(state.next_window_start)} – ${when(state.next_window_end)}` : "–")),
+    restrictions.length ? el("ul", {}, restrictions) : el("p", { class: "muted" }, "No restrictions."),
+    prompts.length ? prompts.map(promptItem) : el("p", { class: "muted" }, "No open prompts."));
+}
+
+async function overview() {
+  const states = await api("api/v1/profiles");
+  content.replaceChildren(states.length
+    ? el("div", { class: "cards" }, states.map(profileCard))
+    : el("p", {}, "No profiles configured."));
+}
+
+// -- timeline, sessions ------------------------------------------------------------
+
+function profilePicker(onchange) {
+  const select = el("select", { id: "profile", onchange });
+  select.append(el("option", { value: "" }, "Everyone"));
+  return select;
+}
+
+async function fillProfiles(select, withEveryone) {
+  const states = await api("api/v1/profiles");
+  if (!withEveryone) select.replaceChildren();
+  for (const s of states) select.append(el("option", { value: s.profile }, s.display_name || s.profile));
+  return states;
+}
+
+let timelineProfile = "";
+async function timeline() {
+  const query = timelineProfile ? `?profile=${encodeURIComponent(timelineProfile)}` : "";
+  const [sessions, reminders] = await Promise.all([
+    api(`api/v1/sessions${query}${query ? "&" : "?"}limit=50`),
+    api(`api/v1/reminders${query}${query ? "&" : "?"}limit=100`),
+  ]);
+  const rows = [
+    ...sessions.map((s) => ({ at: s.ended_at || s.started_at, text: `Session (${s.setting}, ${s.status})`, who: s.profile, id: s.id })),
+    ...reminders.map((r) => ({ at: r.due_at, text: `${r.title} — ${r.status}`, who: r.profile, id: r.id })),
+  ].filter((r) => r.at).sort((a, b) => (a.at < b.at ? 1 : -1));
+  const picker = profilePicker((e) => { timelineProfile = e.target.value; timeline().catch(fail); });
+  await fillProfiles(picker, true);
+  picker.value = timelineProfile;
+  content.replaceChildren(
+    el("label", { for: "profile" }, "Profile"), picker,
+    rows.length ? el("ul", { class: "list" }, rows.map((r) =>
+      el("li", {}, el("strong", {}, when(r.at)), " · ", r.who, el("div", {}, r.text)))) : el("p", {}, "Nothing yet."));
+}
+
+async function sessionsPage() {
+  const profile = el("select", { id: "log-profile", name: "profile", required: true });
+  await fillProfiles(profile, false);
+  const form = el("form", { class: "card", "aria-labelledby": "log-title" },
+    el("h2", { id: "log-title" }, "Log a session"),
+    el("label", { for: "log-profile" }, "Profile"), profile,
+    el("label", { for: "log-setting" }, "Setting"),
+    el("select", { id: "log-setting", name: "setting" },
+      el("option", { value: "home" }, "Home"), el("option", { value: "professional" }, "Professional")),
+    el("label", { for: "log-at" }, "Ended at (empty: now)"),
+    el("input", { id: "log-at", name: "at", type: "datetime-local" }),
+    el("label", { for: "log-depth" }, "Needle depth, mm (optional)"),
+    el("input", { id: "log-depth", name: "depth", type: "number", min: "0.1", max: "3", step: "0.05" }),
+    el("button", { type: "submit" }, "Log session"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { profile: data.get("profile"), setting: data.get("setting") };
+    if (data.get("at")) body.timestamp = new Date(data.get("at")).toISOString();
+    if (data.get("depth")) body.needle_depth_mm = Number(data.get("depth"));
+    try {
+      const created = await api("api/v1/sessions", { method: "POST", body: JSON.stringify(body) });
+      say(`Logged session ${created.id}.`);
+      await listSessions(list);
+    } catch (error) { say(`Not logged: ${error.message}`, true); }
+  });
+  const list = el("ul", { class: "list", "aria-label": "Recent sessions" });
+  content.replaceChildren(form, el("h2", {}, "Recent sessions"), list);
+  await listSessions(list);
+}
+
+async function listSessions(list) {
+  const sessions = await api("api/v1/sessions?limit=30");
+  list.replaceChildren(...sessions.map((s) => {
+    const reason = el("input", { type: "text", "aria-label": `Reason to void ${s.id}`, placeholder: "reason", maxlength: "128" });
+    const voidButton = el("button", { type: "button", class: "secondary", onclick: async () => {
+      try {
+        const body = reason.value ? { reason: reason.value } : {};
+        await api(`api/v1/sessions/${encodeURIComponent(s.id)}/void`, { method: "POST", body: JSON.stringify(body) });
+        say(`Voided ${s.id}.`);
+        await listSessions(list);
+      } catch (error) { say(`Not voided: ${error.message}`, true); }
+    } }, "Void");
+    return el("li", {}, el("strong", {}, when(s.ended_at || s.started_at)), ` · ${s.profile} · ${s.setting} · ${s.status}`,
+      el("div", { class: "muted" }, s.id),
+      s.status === "voided" ? null : el("div", { class: "actions" }, reason, voidButton));
+  }));
+}
+
+// -- skin checks, dead letters, config ------------------------------------------------
+
+function chart(points) {
+  const w = 600, h = 220, pad = 32;
+  const times = points.map((p) => new Date(p.checked_at).getTime());
+  const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 1);
+  const x = (t) => pad + ((t - t0) / (t1 - t0)) * (w - 2 * pad);
+  const y = (v) => h - pad - (v / 100) * (h - 2 * pad);
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `Redness of ${points.length} skin checks, 0 to 100`);
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  add("line", { class: "axis", x1: pad, y1: h - pad, x2: w - pad, y2: h - pad });
+  add("line", { class: "axis", x1: pad, y1: pad, x2: pad, y2: h - pad });
+  add("text", { x: 4, y: pad + 4 }, "100");
+  add("text", { x: 12, y: h - pad + 4 }, "0");
+  add("polyline", { class: "line", points: points.map((p, i) => `${x(times[i])},${y(p.redness)}`).join(" ") });
+  points.forEach((p, i) => add("circle", { class: "dot", cx: x(times[i]), cy: y(p.redness), r: 3 }));
+  return svg;
+}
+
+let skinProfile = "";
+async function skin() {
+  const picker = profilePicker((e) => { skinProfile = e.target.value; skin().catch(fail); });
+  const states = await fillProfiles(picker, false);
+  skinProfile = skinProfile || (states[0] && states[0].profile) || "";
+  picker.value = skinProfile;
+  const checks = skinProfile ? await api(`api/v1/skin-checks?profile=${encodeURIComponent(skinProfile)}`) : [];
+  content.replaceChildren(
+    el("label", { for: "profile" }, "Profile"), picker,
+    checks.length ? el("div", { class: "card" }, chart(checks)) : el("p", {}, "No skin checks yet."),
+    checks.length ? el("ul", { class: "list" }, checks.slice(-10).reverse().map((c) =>
+      el("li", {}, `${when(c.checked_at)}: redness ${c.redness}`, c.note ? ` — ${c.note}` : ""))) : null,
+    el("p", {}, el("a", { href: `report?profile=${encodeURIComponent(skinProfile)}` }, "Full report with plots")));
+}
+
+async function deadLetters() {
+  const letters = await api("api/v1/dead-letters");
+  content.replaceChildren(letters.length ? el("ul", { class: "list" }, letters.slice(0, 200).map((d) =>
+    el("li", {}, el("strong", {}, when(d.received_at)), ` · ${d.topic}`,
+      el("div", {}, d.reason), el("pre", {}, d.payload_excerpt))))
+    : el("p", {}, "No rejected messages."));
+}
+
+async function configPage() {
+  const check = await api("api/v1/config/check");
+  content.replaceChildren(el("div", { class: "card" },
+    el("p", {}, check.summary),
+    check.warnings.length ? el("ul", {}, check.warnings.map((w) => el("li", {}, w)))
+      : el("p", {}, "No warnings.")));
+}
+
+async function docs() {
+  const spec = await api("api/openapi.json");
+  content.replaceChildren(el("p", {}, spec.info.description),
+    ...Object.entries(spec.paths).flatMap(([path, ops]) => Object.entries(ops).map(([verb, op]) =>
+      el("section", { class: "card" },
+        el("h2", {}, `${verb.toUpperCase()} ${path}`),
+        el("p", {}, op.summary || ""), op.description ? el("p", { class: "muted" }, op.description) : null,
+        (op.parameters || []).length ? el("dl", {}, op.parameters.flatMap((p) => [
+          el("dt", {}, `${p.name} (${p.in})`),
+          el("dd", {}, `${p.description || ""}${p.example !== undefined ? ` e.g. ${p.example}` : ""}`)])) : null,
+        op.requestBody ? el("pre", {}, JSON.stringify(exampleBody(spec, op.requestBody), null, 2)) : null))));
+}
+
+function exampleBody(spec, body) {
+  const ref = body.content["application/json"].schema.$ref
+    || (body.content["application/json"].schema.anyOf || [{}])[0].$ref;
+  const schema = ref ? spec.components.schemas[ref.split("/").pop()] : {};
+  return (schema.examples || [{}])[0];
+}
+
+// -- wiring ----------------------------------------------------------------------------
+
+const renderers = { overview, timeline, sessions: sessionsPage, skin, "dead-letters": deadLetters, config: configPage, docs };
+const render = renderers[page];
+
+function fail(error) { say(`Could not load: ${error.message}`, true); }
+
+let pending = null;
+function refresh() {
+  // Several events arrive together after one change: render once.
+  clearTimeout(pending);
+  pending = setTimeout(() => render().catch(fail), 150);
+}
+
+if (render) {
+  render().catch(fail);
+  if (page !== "docs" && page !== "sessions" && window.EventSource) {
+    const events = new EventSource("api/v1/events");
+    for (const kind of ["reminder", "session", "state"]) events.addEventListener(kind, refresh);
+    window.addEventListener("pagehide", () => events.close());
+  }
+  setInterval(() => {
+    document.querySelectorAll("[data-until]").forEach((n) => { n.textContent = `(${left(n.dataset.until)})`; });
+  }, 30000);
+}
