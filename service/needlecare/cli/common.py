@@ -31,6 +31,16 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")(func)
 
 
+def wait_option(func: F) -> F:
+    return click.option(
+        "--wait",
+        type=float,
+        default=10.0,
+        show_default=True,
+        help="Seconds to wait for the daemon to record the command.",
+    )(func)
+
+
 def load_or_exit(config_path: Path | None) -> NeedlecareConfig:
     """Load the config, or print every problem and exit 1 (no traceback)."""
     try:
@@ -38,6 +48,16 @@ def load_or_exit(config_path: Path | None) -> NeedlecareConfig:
     except ConfigError as error:
         click.echo(format_problems(error), err=True)
         sys.exit(1)
+
+
+def check_profile(config: NeedlecareConfig, profile: str | None) -> None:
+    """Exit 2 (a usage error) naming ``profile`` when the config has no such profile."""
+    if profile is None or profile in config.profiles:
+        return
+    known = ", ".join(sorted(config.profiles)) or "none configured"
+    raise click.BadParameter(
+        f"unknown profile {profile!r} (known: {known})", param_hint="--profile"
+    )
 
 
 def reader(config: NeedlecareConfig) -> Any:

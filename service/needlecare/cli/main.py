@@ -2,21 +2,18 @@
 
 import json
 import sys
-import uuid
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import click
-from pydantic import ValidationError
 
 from needlecare.cli import output
 from needlecare.cli.common import config_option, json_option, load_or_exit, local_time, reader
 from needlecare.cli.reminder_commands import REMINDER_COMMANDS
 from needlecare.cli.report_command import report_command
-from needlecare.domain.events import COMMANDS, describe_validation_error, json_schemas
+from needlecare.cli.session_commands import SESSION_COMMANDS
+from needlecare.domain.events import json_schemas
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -177,59 +174,6 @@ def export(config_path: Path | None, fmt: str, table: str | None, out: Path | No
         click.echo(f"wrote {out}", err=True)
 
 
-@cli.command("log-session")
-@config_option
-@click.option("--profile", required=True, help="Whose session it was.")
-@click.option(
-    "--setting", type=click.Choice(["home", "professional"]), default="home", show_default=True
-)
-@click.option(
-    "--at", "at_text", default=None, help="When it ended: RFC 3339, or local 'YYYY-MM-DD HH:MM'."
-)
-@click.option("--depth", type=float, default=None, help="Needle depth in mm.")
-@click.option("--duration", "duration_min", type=int, default=None, help="Length in minutes.")
-@click.option(
-    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
-)
-def log_session(
-    config_path: Path | None,
-    profile: str,
-    setting: str,
-    at_text: str | None,
-    depth: float | None,
-    duration_min: int | None,
-    wait: float,
-) -> None:
-    """Record a session by hand (e.g. at a dermatologist's).
-
-    The session is sent to the daemon as a ``log_session`` command, the same way
-    Home Assistant's button does, so the daemon stays the only writer.
-    """
-    from needlecare.cli.send import send_command  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    if profile not in config.profiles:
-        raise click.BadParameter(f"unknown profile {profile!r}", param_hint="--profile")
-    command: dict[str, Any] = {
-        "action": "log_session",
-        "setting": setting,
-        "event_id": f"cli-{uuid.uuid4().hex}",
-    }
-    if at_text is not None:
-        command["timestamp"] = _parse_at(
-            at_text, ZoneInfo(config.profiles[profile].timezone)
-        ).isoformat()
-    if depth is not None:
-        command["needle_depth_mm"] = depth
-    if duration_min is not None:
-        command["duration_s"] = duration_min * 60
-    try:
-        COMMANDS.validate_json(json.dumps(command))
-    except ValidationError as error:
-        raise click.UsageError(describe_validation_error(error)) from error
-    sys.exit(send_command(config, profile, command, wait=wait))
-
-
 @cli.command()
 @config_option
 @click.option("--device", default=None, help="Device id (default: the first configured).")
@@ -246,16 +190,7 @@ def simulate(
     sys.exit(simulate_session(config, device=device, mirror=mirror, pace=pace, depth=depth))
 
 
-def _parse_at(text: str, zone: ZoneInfo) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as error:
-        raise click.BadParameter(f"not a date and time: {text!r}", param_hint="--at") from error
-    # A time without an offset is the profile's local time: what a person types.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
-
-
-for command in (*REMINDER_COMMANDS, report_command):
+for command in (*REMINDER_COMMANDS, *SESSION_COMMANDS, report_command):
     cli.add_command(command)
 
 

@@ -9,7 +9,16 @@ from typing import Any
 import click
 
 from needlecare.cli import output
-from needlecare.cli.common import config_option, json_option, load_or_exit, local_time, reader
+from needlecare.cli.common import (
+    config_option,
+    json_option,
+    load_or_exit,
+    local_time,
+    reader,
+    wait_option,
+)
+from needlecare.config import NeedlecareConfig
+from needlecare.domain.reminders import Reminder, ReminderStatus
 
 REMINDER_STATUSES = ("pending", "sent", "late", "acked", "snoozed", "missed", "cancelled")
 
@@ -48,12 +57,23 @@ def reminders(
 @click.command()
 @config_option
 @click.argument("reminder_id")
-@click.option(
-    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
-)
+@wait_option
 def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
-    """Acknowledge a reminder everywhere (mirror, Home Assistant)."""
-    _send_reminder_command(config_path, reminder_id, {"action": "ack"}, wait)
+    """Acknowledge a reminder everywhere (mirror, Home Assistant, phone).
+
+    Goes through the running daemon and waits until it has recorded the ack.
+    A reminder acknowledged before is reported as such and nothing is sent.
+    """
+    config = load_or_exit(config_path)
+    reminder = _reminder_or_exit(config, reminder_id)
+    if reminder.status is ReminderStatus.ACKED:
+        click.echo(f"reminder {reminder_id} was already acknowledged; nothing to do")
+        return
+    if reminder.status is ReminderStatus.CANCELLED:
+        raise click.ClickException(
+            f"reminder {reminder_id} was cancelled; there is nothing to acknowledge"
+        )
+    _send(config, reminder, {"action": "ack"}, wait)
 
 
 @click.command()
@@ -62,25 +82,47 @@ def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
 @click.option(
     "--minutes", type=click.IntRange(1, 1440), required=True, help="Deliver again in N minutes."
 )
-@click.option(
-    "--wait", type=float, default=10.0, show_default=True, help="Seconds to wait for the daemon."
-)
+@wait_option
 def snooze(config_path: Path | None, reminder_id: str, minutes: int, wait: float) -> None:
-    """Snooze a reminder for N minutes."""
-    _send_reminder_command(config_path, reminder_id, {"action": "snooze", "minutes": minutes}, wait)
+    """Snooze a reminder for N minutes (1 to 1440).
+
+    Goes through the running daemon and waits until it has recorded the snooze.
+    """
+    config = load_or_exit(config_path)
+    reminder = _reminder_or_exit(config, reminder_id)
+    if reminder.status in (ReminderStatus.ACKED, ReminderStatus.CANCELLED, ReminderStatus.MISSED):
+        raise click.ClickException(
+            f"reminder {reminder_id} is {reminder.status.value}; it cannot be snoozed"
+        )
+    _send(config, reminder, {"action": "snooze", "minutes": minutes}, wait)
 
 
-def _send_reminder_command(
-    config_path: Path | None, reminder_id: str, command: dict[str, Any], wait: float
+def _reminder_or_exit(config: NeedlecareConfig, reminder_id: str) -> Reminder:
+    store = reader(config)
+    try:
+        reminder: Reminder | None = store.reminders.get(reminder_id)
+    finally:
+        store.close()
+    if reminder is None:
+        raise click.BadParameter(f"no reminder {reminder_id!r}", param_hint="REMINDER_ID")
+    return reminder
+
+
+def _send(
+    config: NeedlecareConfig, reminder: Reminder, command: dict[str, Any], wait: float
 ) -> None:
     from needlecare.cli.send import send_command  # noqa: PLC0415
 
-    config = load_or_exit(config_path)
-    reminder = reader(config).reminders.get(reminder_id)
-    if reminder is None:
-        raise click.BadParameter(f"no reminder {reminder_id!r}", param_hint="REMINDER_ID")
-    body = {**command, "reminder_id": reminder_id, "event_id": f"cli-{uuid.uuid4().hex}"}
-    sys.exit(send_command(config, reminder.profile, body, wait=wait))
+    def outcome(store: Any) -> str:
+        now = store.reminders.get(reminder.id)
+        status = now.status.value if now is not None else "gone"
+        return f"{command['action']}: reminder {reminder.id} ({reminder.title}) is now {status}"
+
+    body = {**command, "reminder_id": reminder.id, "event_id": f"cli-{uuid.uuid4().hex}"}
+    code = send_command(
+        config, reminder.profile, body, wait=wait, outcome=outcome, check_with="reminders"
+    )
+    sys.exit(code)
 
 
 @click.command()
@@ -127,7 +169,11 @@ def calendar(config_path: Path | None, profile: str | None, out: Path | None) ->
     from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
 
     config = load_or_exit(config_path)
-    events = window_events(reader(config).sessions(profile), build_protocols(config.protocol))
+    events = window_events(
+        reader(config).sessions(profile),
+        build_protocols(config.protocol),
+        lambda name: config.profiles[name].language if name in config.profiles else "en",
+    )
     text = to_ics(events, now=SystemClock().now())
     if out is None:
         click.echo(text, nl=False)
