@@ -11,10 +11,8 @@ come. Properties checked after every step and at the end:
 - never early: no delivery happens before its reminder was due.
 """
 
-import json
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,18 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from needlecare.app.aftercare import Aftercare
-from needlecare.app.inbound import InboundMessage
-from needlecare.app.ingest import Ingest
 from needlecare.config import NeedlecareConfig
-from needlecare.domain import reminders as rem
 from needlecare.domain.localtime import QuietWindow, in_quiet_hours
-from needlecare.domain.outbox import OutboxItem
-from needlecare.domain.protocol import build_protocols
 from needlecare.domain.reminders import ReminderStatus
-from needlecare.domain.topics import Topics
 from needlecare_integrations.store import SqliteStore
 from support.clock import FakeClock
+from support.core_sim import Sim
 
 pytestmark = pytest.mark.integration
 
@@ -56,84 +48,6 @@ CONFIG = NeedlecareConfig.model_validate(
         "mirrors": {"hallway": {}},
     }
 )
-TOPICS = Topics()
-
-
-@dataclass
-class Sim:
-    """The daemon's core, minus MQTT, on a fake clock."""
-
-    store: SqliteStore
-    clock: FakeClock
-    delivered: list[tuple[OutboxItem, datetime]] = field(default_factory=list)
-    seq: int = 0
-
-    def __post_init__(self) -> None:
-        self.boot()
-
-    def boot(self) -> None:
-        """A (re)start: fresh objects over the same database, then the start-up wake."""
-        self.care = Aftercare(
-            store=self.store,
-            config=CONFIG,
-            topics=TOPICS,
-            protocols=build_protocols(None),
-            timing=rem.Timing(),
-        )
-        self.ingest = Ingest(store=self.store, config=CONFIG, topics=TOPICS, aftercare=self.care)
-        self.wake()
-
-    def send(self, topic: str, body: dict[str, Any]) -> None:
-        self.seq += 1
-        payload = json.dumps({"event_id": f"ev{self.seq}", **body}).encode()
-        now = self.clock.now()
-        self.ingest.handle([InboundMessage(topic, payload, now)], now)
-        self.settle()
-
-    def wake(self) -> None:
-        now = self.clock.now()
-        with self.store.transaction():
-            self.ingest.expire_sessions(now)
-            self.care.wake(now)
-        self.flush()
-
-    def settle(self) -> None:
-        due = self.next_wake()
-        if due is not None and due <= self.clock.now():
-            self.wake()
-        else:
-            self.flush()
-
-    def next_wake(self) -> datetime | None:
-        now = self.clock.now()
-        times = [self.ingest.next_wake(), self.care.next_wake(now), self.care.next_midnight(now)]
-        times.append(self.store.outbox.next_not_before(("mirror", "dashboard", "mobile", "voice")))
-        return min((t for t in times if t is not None), default=None)
-
-    def flush(self) -> None:
-        """Deliver every outbox item whose time has come, on every channel."""
-        now = self.clock.now()
-        with self.store.transaction():
-            for item in self.care.release(now, ("mirror", "dashboard", "mobile", "voice")):
-                assert item.id is not None
-                self.delivered.append((item, now))
-                self.store.outbox.mark_sent(item.id, now)
-
-    def run_until(self, target: datetime) -> None:
-        """Live through time: wake at every due moment up to ``target``."""
-        while (due := self.next_wake()) is not None and due <= target:
-            self.clock.set(max(due, self.clock.now()))
-            self.wake()
-        self.clock.set(target)
-        self.settle()
-
-    def down_until(self, target: datetime) -> None:
-        """The daemon is down: time passes with no wake, then it starts again."""
-        self.clock.set(target)
-        self.boot()
-
-    def open_reminder_ids(self, profile: str) -> list[str]:
-        return [r.id for r in self.care.open_prompts(profile, self.clock.now())]
 
 
 ACTIONS = st.one_of(
@@ -215,7 +129,7 @@ class TestYearsOfLife:
             clock = FakeClock(START)
             store = SqliteStore.open(Path(folder) / "sim.db", now=START)
             try:
-                sim = Sim(store, clock)
+                sim = Sim(store, clock, CONFIG)
                 for action in actions:
                     act(sim, action)
                     check(sim)
@@ -230,7 +144,7 @@ class TestYearsOfLife:
             clock = FakeClock(START)
             store = SqliteStore.open(Path(folder) / "sim.db", now=START)
             try:
-                sim = Sim(store, clock)
+                sim = Sim(store, clock, CONFIG)
                 for month in range(24):
                     act(sim, ("session", "pen1", 20))
                     act(sim, ("ack_all", "alice", 0))

@@ -1,6 +1,8 @@
-"""The session rules of PRODUCT §2, as pure functions with a fake clock."""
+"""The session rules, as pure functions with a fake clock."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -113,10 +115,12 @@ class TestAbort:
     def test_abort_closes_as_aborted(self) -> None:
         """An abort closes the open session as aborted."""
         [opened] = apply_device_event(started(), ctx(), None)
-        [done] = apply_device_event(aborted(duration_s=30), ctx(1), opened)
+        [done] = apply_device_event(aborted(duration_s=300), ctx(6), opened)
         assert SessionStatus.ABORTED == done.status
 
-    @pytest.mark.parametrize(("duration", "expected"), [(None, True), (0, False), (5, True)])
+    @pytest.mark.parametrize(
+        ("duration", "expected"), [(None, True), (0, False), (59, False), (60, True), (900, True)]
+    )
     def test_aftercare_after_abort_needs_needling(
         self, duration: int | None, expected: bool
     ) -> None:
@@ -124,6 +128,60 @@ class TestAbort:
         [opened] = apply_device_event(started(), ctx(), None)
         [done] = apply_device_event(aborted(duration_s=duration), ctx(1), opened)
         assert expected == needs_aftercare(done)
+
+
+class TestFalseStart:
+    """A session that needled for less than the minimum (60 s) treated nothing."""
+
+    @pytest.mark.parametrize("end", [ended, aborted])
+    def test_zero_duration_end_is_recorded_as_no_needling(self, end: Any) -> None:
+        [opened] = apply_device_event(started(), ctx(), None)
+        [done] = apply_device_event(end(duration_s=0), ctx(0.1), opened)
+        assert SessionStatus.NO_NEEDLING == done.status
+        assert not needs_aftercare(done)
+
+    def test_unknown_duration_counts_as_treated(self) -> None:
+        """Without a reported duration the skin is taken as treated, however short it looks."""
+        [opened] = apply_device_event(started(), ctx(), None)
+        [done] = apply_device_event(ended(), ctx(0.5), opened)
+        assert SessionStatus.COMPLETED == done.status
+
+    def test_minimum_is_configurable(self) -> None:
+        [opened] = apply_device_event(started(), ctx(), None)
+        strict = DeviceContext("pen1", "alice", T0 + timedelta(minutes=3), timedelta(minutes=5))
+        [done] = apply_device_event(ended(duration_s=240), strict, opened)
+        assert SessionStatus.NO_NEEDLING == done.status
+
+    def test_orphan_end_with_zero_duration(self) -> None:
+        [done] = apply_device_event(ended(duration_s=0), ctx(), None)
+        assert SessionStatus.NO_NEEDLING == done.status
+
+    def test_logged_session_with_zero_duration(self) -> None:
+        command = LogSession.model_validate({"action": "log_session", "duration_s": 0})
+        session = logged_session(command, event_id="c1", profile="alice", at=T0)
+        assert SessionStatus.NO_NEEDLING == session.status
+        untimed = LogSession.model_validate({"action": "log_session"})
+        assert (
+            SessionStatus.COMPLETED
+            == logged_session(untimed, event_id="c2", profile="alice", at=T0).status
+        )
+
+
+class TestVoidedWhileOpen:
+    def test_end_of_a_voided_open_session_is_noted_and_it_stays_voided(self) -> None:
+        [opened] = apply_device_event(started(session_ref="r1"), ctx(), None)
+        voided = replace(opened, status=SessionStatus.VOIDED)
+        [done] = apply_device_event(ended(session_ref="r1", duration_s=900), ctx(15), voided)
+        assert (SessionStatus.VOIDED, opened.id) == (done.status, done.id)
+        assert T0 + timedelta(minutes=15) == done.ended_at
+        assert not needs_aftercare(done)
+
+    def test_end_of_another_session_is_not_absorbed(self) -> None:
+        [opened] = apply_device_event(started(session_ref="r1"), ctx(), None)
+        voided = replace(opened, status=SessionStatus.VOIDED)
+        [done] = apply_device_event(ended(session_ref="r2", duration_s=900), ctx(15), voided)
+        assert done.id != opened.id
+        assert SessionStatus.COMPLETED == done.status
 
 
 class TestTimeout:

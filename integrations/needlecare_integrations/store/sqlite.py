@@ -292,6 +292,13 @@ class SqliteStore:
         ).fetchone()
         return None if row is None else _session(row)
 
+    def session(self, session_id: str) -> Session | None:
+        row = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608
+            (session_id,),
+        ).fetchone()
+        return None if row is None else _session(row)
+
     def open_sessions(self) -> list[Session]:
         rows = self._run(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE status = 'open' ORDER BY seq"  # noqa: S608
@@ -366,7 +373,8 @@ class SqliteStore:
         """The profile's newest closed session whose skin was treated."""
         rows = self._run(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE profile = ?"  # noqa: S608
-            " AND status != 'open' AND id IS NOT ? ORDER BY coalesce(ended_at, last_seen_at) DESC"
+            " AND status != 'open' AND status NOT IN ('no_needling', 'voided') AND id IS NOT ?"
+            " ORDER BY coalesce(ended_at, last_seen_at) DESC, seq DESC"
             " LIMIT 20",
             (profile, exclude),
         )

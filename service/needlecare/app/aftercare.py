@@ -18,9 +18,9 @@ from needlecare.domain import reminders as rem
 from needlecare.domain.localtime import next_local_midnight
 from needlecare.domain.outbox import OutboxItem
 from needlecare.domain.planning import PlannedReminder, ProfileContext
-from needlecare.domain.protocol import CareProtocol
+from needlecare.domain.protocol import PLAN_STEPS, CareProtocol
 from needlecare.domain.reminders import Reminder, ReminderStatus
-from needlecare.domain.sessions import Session, needs_aftercare
+from needlecare.domain.sessions import Session
 from needlecare.domain.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -57,31 +57,36 @@ class Aftercare:
     # -- sessions ----------------------------------------------------------------
 
     def session_saved(self, session: Session, now: datetime) -> None:
-        """Plan (or replan) a closed session's aftercare."""
-        if session.profile not in self.config.profiles or not needs_aftercare(session):
+        """A session was recorded or changed: the profile's plan follows its newest session."""
+        if session.profile not in self.config.profiles:
             return
-        plan = planning.plan_session(
-            session, self.protocol_for(session), self.profile(session.profile), now
-        )
-        changed = [planned for planned in plan if self._upsert(planned, now)]
-        if changed:
-            # One line per plan: the reminders themselves are in `needlecare reminders`.
-            log.info(
-                "aftercare_planned",
-                session_id=session.id,
-                profile=session.profile,
-                reminders=[f"{p.kind}@{p.due_at.isoformat()}" for p in changed],
-            )
-        self.dispatch.calendar(session, self.protocol_for(session), now)
-        self.touched.add(session.profile)
+        current = self._reconcile(session.profile, now)
+        if current is not None and current.id == session.id:
+            self.dispatch.calendar(session, self.protocol_for(session), now)
+
+    def session_voided(self, session: Session, now: datetime) -> None:
+        """A session logged by mistake: its reminders go, the remaining sessions' plan returns."""
+        if session.profile not in self.config.profiles:
+            return
+        for waiting in self.store.reminders.waiting_for_profile(session.profile):
+            if waiting.session_id == session.id:
+                self._cancel(waiting, reason="voided")
+        for shown in self.store.reminders.delivered(session.profile, now):
+            if shown.session_id == session.id:
+                self.store.reminders.save(rem.cancel(shown))
+                self.dispatch.withdraw(shown, now, "voided")
+        self._reconcile(session.profile, now)
 
     def session_started(
         self, session: Session, *, event_id: str, depth_limit: float | None, now: datetime
     ) -> None:
-        """A new session supersedes older plans; guard against starting too soon or too deep."""
+        """Guard against starting too soon or too deep; the plan waits for the session's end.
+
+        A start that turns out to be a false start (no needling) must leave the
+        earlier plan as it was, so nothing is superseded until the session closes.
+        """
         if session.profile not in self.config.profiles:
             return
-        self._supersede(session, now)
         ctx = self.profile(session.profile)
         protocol = self.protocol_for(session)
         previous = self.store.last_treated_session(session.profile, exclude=session.id)
@@ -107,17 +112,49 @@ class Aftercare:
         self._raise_guards(guards, now)
         self.touched.add(session.profile)
 
-    def _supersede(self, session: Session, now: datetime) -> None:
-        """Older plans give way: waiting steps are cancelled, shown prompts expire."""
-        for waiting in self.store.reminders.waiting_for_profile(session.profile):
-            if waiting.session_id not in (None, session.id):
-                self.store.reminders.save(rem.cancel(waiting))
-                self.store.outbox.cancel_for_reminder(waiting.id)
-                log.info("reminder_cancelled", reminder_id=waiting.id, superseded_by=session.id)
-        for shown in self.store.reminders.delivered(session.profile, now):
-            if shown.session_id not in (None, session.id):
+    def _reconcile(self, profile: str, now: datetime) -> Session | None:
+        """Make the profile's plan the plan of its newest treated session, and only that.
+
+        The plan is a function of the surviving sessions alone: steps of any other
+        session give way (waiting ones cancelled, shown ones expired), and the newest
+        session's steps are placed, or restored if an earlier change cancelled them.
+        """
+        current = self.store.last_treated_session(profile, exclude=None)
+        keep = None if current is None else current.id
+        for waiting in self.store.reminders.waiting_for_profile(profile):
+            if _plan_step_of_other(waiting, keep):
+                self._cancel(waiting, reason=f"superseded by {keep}")
+        for shown in self.store.reminders.delivered(profile, now):
+            if _plan_step_of_other(shown, keep):
                 self.store.reminders.save(rem.expire(shown, now))
                 self.dispatch.withdraw(shown, now, "superseded")
+        self.touched.add(profile)
+        if current is None:
+            return None
+        protocol, ctx = self.protocol_for(current), self.profile(profile)
+        changed = [
+            p for p in planning.plan_session(current, protocol, ctx, now) if self._upsert(p, now)
+        ]
+        passed = [
+            p
+            for p in planning.passed_steps(current, protocol, ctx, now)
+            if self._record_passed(p, now)
+        ]
+        if changed or passed:
+            # One line per plan: the reminders themselves are in `needlecare reminders`.
+            log.info(
+                "aftercare_planned",
+                session_id=current.id,
+                profile=profile,
+                reminders=[f"{p.kind}@{p.due_at.isoformat()}" for p in changed],
+                passed=[p.kind for p in passed],
+            )
+        return current
+
+    def _cancel(self, reminder: Reminder, *, reason: str) -> None:
+        self.store.reminders.save(rem.cancel(reminder))
+        self.store.outbox.cancel_for_reminder(reminder.id)
+        log.info("reminder_cancelled", reminder_id=reminder.id, reason=reason)
 
     # -- mirror events ---------------------------------------------------------------
 
@@ -286,11 +323,23 @@ class Aftercare:
             self.store.reminders.save(rem.from_plan(planned, now))
             log.debug("reminder_planned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
             return True
+        if current.status is ReminderStatus.CANCELLED:
+            self.store.reminders.save(rem.restored(current, planned, now))
+            log.debug("reminder_restored", reminder_id=planned.id)
+            return True
         updated = rem.replanned(current, planned)
         if updated is None:
             return False
         self.store.reminders.save(updated)
         log.debug("reminder_replanned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
+        return True
+
+    def _record_passed(self, planned: PlannedReminder, now: datetime) -> bool:
+        """A step whose time went by before its session was known: kept as missed, unannounced."""
+        current = self.store.reminders.get(planned.id)
+        if current is not None and current.status is not ReminderStatus.CANCELLED:
+            return False
+        self.store.reminders.save(rem.passed(planned, now))
         return True
 
     def _raise_guards(self, guards: Iterable[PlannedReminder | None], now: datetime) -> None:
@@ -302,3 +351,12 @@ class Aftercare:
             self.dispatch.send(reminder, reminder.channels, now, round_key="1")
             self.touched.add(guard.profile)
             log.info("guard_raised", reminder_id=guard.id, kind=guard.kind, profile=guard.profile)
+
+
+def _plan_step_of_other(reminder: Reminder, session_id: str | None) -> bool:
+    """A plan step (not a guard) that belongs to a session other than ``session_id``."""
+    return (
+        reminder.session_id is not None
+        and reminder.session_id != session_id
+        and reminder.kind in PLAN_STEPS
+    )

@@ -7,6 +7,7 @@ message that trips over a bug is dead-lettered alone and the rest still land.
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from needlecare.domain.events import (
     SessionStarted,
     SkinCheck,
     SnoozeCommand,
+    VoidSession,
     describe_validation_error,
 )
 from needlecare.domain.records import (
@@ -244,7 +246,11 @@ class Ingest:
         now = self._now
         if isinstance(payload, LogSession):
             session = rules.logged_session(
-                payload, event_id=record.event_id, profile=profile, at=record.occurred_at
+                payload,
+                event_id=record.event_id,
+                profile=profile,
+                at=record.occurred_at,
+                min_needling=self._config.sessions.min_needling,
             )
             self._store.save_session(session)
             log.info("session_recorded", session_id=session.id, profile=profile, source="manual")
@@ -255,11 +261,36 @@ class Ingest:
             self._care.acknowledge_all(profile, now)
         elif isinstance(payload, SnoozeCommand):
             self._care.snooze(payload.reminder_id, payload.minutes, now, profile=profile)
+        elif isinstance(payload, VoidSession):
+            self._void(profile, payload)
+
+    def _void(self, profile: str, command: VoidSession) -> None:
+        # A heartbeat's last-seen refresh may still be waiting for the batch's end.
+        session = self._refreshed.get(command.session_id) or self._store.session(command.session_id)
+        if session is None or session.profile != profile:
+            log.warning("session_unknown", session_id=command.session_id, profile=profile)
+            return
+        if session.status is rules.SessionStatus.VOIDED:
+            log.info("session_already_voided", session_id=session.id)
+            return
+        voided = replace(session, status=rules.SessionStatus.VOIDED)
+        self._store.save_session(voided)
+        self._refreshed.pop(session.id, None)
+        latest = self._latest.get(session.device_id or "")
+        if session.device_id is not None and latest is not None and latest.id == session.id:
+            self._latest[session.device_id] = voided
+        log.info("session_voided", session_id=session.id, profile=profile, reason=command.reason)
+        self._care.session_voided(voided, self._now)
 
     def _apply_device(self, device_id: str, payload: BaseModel, record: EventRecord) -> None:
         if not isinstance(payload, rules.DeviceSessionEvent) or record.profile is None:
             return
-        ctx = rules.DeviceContext(device_id, record.profile, record.occurred_at)
+        ctx = rules.DeviceContext(
+            device_id,
+            record.profile,
+            record.occurred_at,
+            min_needling=self._config.sessions.min_needling,
+        )
         latest = (
             self._latest[device_id]
             if device_id in self._latest

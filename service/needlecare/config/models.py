@@ -32,6 +32,7 @@ from needlecare.config._types import (
 )
 from needlecare.domain.protocol import ProtocolConfig
 from needlecare.domain.protocol_steps import Channel
+from needlecare.domain.sessions import MIN_NEEDLING
 from needlecare.domain.slugs import Slug
 
 ENV_PREFIX = "NEEDLECARE_"
@@ -264,8 +265,15 @@ class SessionsConfig(BaseModel):
         description="An open session without events for this long is closed. "
         "Seconds, ISO-8601 (PT2H) or HH:MM:SS.",
     )
+    min_needling: timedelta = Field(
+        default=MIN_NEEDLING,
+        ge=timedelta(0),
+        description="A session whose reported duration_s is below this is a false start: "
+        "recorded as no_needling, it plans nothing and leaves the earlier plan as it was. "
+        "No reported duration counts as treated. Seconds, ISO-8601 (PT1M) or HH:MM:SS.",
+    )
 
-    @field_validator("timeout", mode="before")
+    @field_validator("timeout", "min_needling", mode="before")
     @classmethod
     def _seconds_from_text(cls, value: object) -> object:
         # Environment values are text; "7200" means seconds, as the number 7200 does.

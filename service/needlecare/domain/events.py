@@ -25,6 +25,7 @@ SUPPORTED_SCHEMA_VERSION = 1
 EventId = Annotated[str, Field(min_length=1, max_length=128, description="Unique per event.")]
 ReminderId = Annotated[str, Field(min_length=1, max_length=128)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
+SessionId = Annotated[str, Field(min_length=1, max_length=128)]
 Setting = Literal["home", "professional"]
 NeedleDepth = Annotated[float, Field(ge=0.1, le=3.0, description="Needle depth in mm.")]
 
@@ -187,8 +188,17 @@ class SnoozeCommand(_Command):
     minutes: int = Field(ge=1, le=1440)
 
 
+class VoidSession(_Command):
+    """Void a session logged by mistake: it stays in the journal and plans nothing."""
+
+    action: Literal["void_session"]
+    session_id: SessionId
+    reason: ShortText | None = None
+
+
 Command = Annotated[
-    LogSession | AckCommand | AckAllCommand | SnoozeCommand, Field(discriminator="action")
+    LogSession | AckCommand | AckAllCommand | SnoozeCommand | VoidSession,
+    Field(discriminator="action"),
 ]
 
 DEVICE_EVENTS: TypeAdapter[DeviceEvent] = TypeAdapter(DeviceEvent)

@@ -98,12 +98,24 @@ def plan_session(
     """The aftercare reminders of a closed session that needs aftercare, by due time.
 
     Steps already due more than ``plan_grace`` ago (a session logged days later)
-    and prompts that would already have vanished are left out.
+    and prompts that would already have vanished are left out: see ``passed_steps``.
     """
+    return [r for r in _all_steps(session, protocol, profile) if not _passed(r, protocol, now)]
+
+
+def passed_steps(
+    session: Session, protocol: CareProtocol, profile: ProfileContext, now: datetime
+) -> list[PlannedReminder]:
+    """The steps ``plan_session`` leaves out: too long past to announce as if new."""
+    return [r for r in _all_steps(session, protocol, profile) if _passed(r, protocol, now)]
+
+
+def _all_steps(
+    session: Session, protocol: CareProtocol, profile: ProfileContext
+) -> list[PlannedReminder]:
     if session.ended_at is None or not needs_aftercare(session):
         return []
     values = session_values(session, protocol, profile.zone, profile.name)
-    cutoff = now - protocol.plan_grace
     planned = []
     for name in PLAN_STEPS:
         step = protocol.step(name)
@@ -111,12 +123,15 @@ def plan_session(
             continue
         due = step_due(step, session, protocol, profile.zone)
         rid = reminder_id(session.id, step.kind)
-        reminder = _reminder(
-            step, rid, session_id=session.id, profile=profile, due=due, values=values
+        planned.append(
+            _reminder(step, rid, session_id=session.id, profile=profile, due=due, values=values)
         )
-        if due >= cutoff and (reminder.expires_at is None or reminder.expires_at > now):
-            planned.append(reminder)
     return sorted(planned, key=lambda reminder: reminder.due_at)
+
+
+def _passed(reminder: PlannedReminder, protocol: CareProtocol, now: datetime) -> bool:
+    expired = reminder.expires_at is not None and reminder.expires_at <= now
+    return expired or reminder.due_at < now - protocol.plan_grace
 
 
 def step_due(step: Step, session: Session, protocol: CareProtocol, zone: ZoneInfo) -> datetime:

@@ -181,6 +181,22 @@ def cancel(reminder: Reminder) -> Reminder:
     return replace(reminder, status=ReminderStatus.CANCELLED, next_check_at=None)
 
 
+def restored(cancelled: Reminder, planned: PlannedReminder, now: datetime) -> Reminder:
+    """A cancelled plan step back in the plan (the session that superseded it was voided).
+
+    One never shown starts afresh; one shown before (then snoozed) keeps its rounds, so
+    its next delivery is a new round and never collides with the earlier one.
+    """
+    if cancelled.rounds == 0:
+        return replace(from_plan(planned, now), created_at=cancelled.created_at)
+    return replace(cancelled, status=ReminderStatus.SNOOZED, next_check_at=None)
+
+
+def passed(planned: PlannedReminder, now: datetime) -> Reminder:
+    """A step already past when its session was recorded: missed, never announced."""
+    return replace(from_plan(planned, now), status=ReminderStatus.MISSED)
+
+
 def delivery_times(
     channels: Iterable[Channel],
     now: datetime,

@@ -1,4 +1,4 @@
-"""Session rules (PRODUCT §2) as pure functions of the events, the stored state and time.
+"""Session rules as pure functions of the events, the stored state and time.
 
 Nothing here reads a clock or a database: the caller hands in the device's latest
 session and gets back the sessions to save.
@@ -26,6 +26,12 @@ class SessionStatus(StrEnum):
     COMPLETED = "completed"
     END_INFERRED = "end_inferred"
     ABORTED = "aborted"
+    NO_NEEDLING = "no_needling"  # ended before any real needling: plans nothing
+    VOIDED = "voided"  # logged by mistake: kept in the journal, ignored by the plan
+
+
+# A session that needled for less than this did not treat the skin (a false start).
+MIN_NEEDLING = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,18 @@ def needs_aftercare(session: Session) -> bool:
     """Whether the skin was treated: aborted sessions count unless nothing was needled."""
     if session.status is SessionStatus.ABORTED:
         return session.duration_s is None or session.duration_s > 0
-    return session.status is not SessionStatus.OPEN
+    return session.status in (SessionStatus.COMPLETED, SessionStatus.END_INFERRED)
+
+
+def _with_needling_rule(session: Session, minimum: timedelta) -> Session:
+    """A closed session that needled for less than ``minimum`` is recorded as no needling.
+
+    Only the device's reported duration counts: an unknown duration is taken as treated
+    (the contract's rule for aborts), so a device clock that is off never drops a plan.
+    """
+    if session.duration_s is not None and timedelta(seconds=session.duration_s) < minimum:
+        return replace(session, status=SessionStatus.NO_NEEDLING)
+    return session
 
 
 DeviceSessionEvent = SessionStarted | SessionEnded | SessionAborted | Heartbeat
@@ -78,6 +95,7 @@ class DeviceContext:
     device_id: str
     profile: str
     occurred_at: datetime
+    min_needling: timedelta = MIN_NEEDLING
 
 
 def apply_device_event(
@@ -117,10 +135,14 @@ def _finish(
     event: SessionEnded | SessionAborted, ctx: DeviceContext, latest: Session | None
 ) -> list[Session]:
     status = SessionStatus.ABORTED if isinstance(event, SessionAborted) else SessionStatus.COMPLETED
+    voided = _voided_open(event, latest)
+    if voided is not None:
+        # The open session was voided: its end is noted, and it stays voided.
+        return [_close(voided, SessionStatus.VOIDED, ctx.occurred_at)]
     target = _session_to_finish(event, ctx, latest)
     if target is None:
         # An end without a start: the skin was still treated, so record it.
-        orphan = _orphan_end(event, ctx, status)
+        orphan = _with_needling_rule(_orphan_end(event, ctx, status), ctx.min_needling)
         return (
             [orphan]
             if latest is None or not latest.is_open
@@ -130,13 +152,21 @@ def _finish(
             ]
         )
     finished = _close(target, status, ctx.occurred_at)
-    return [
-        replace(
-            finished,
-            passes=event.passes if event.passes is not None else finished.passes,
-            duration_s=event.duration_s if event.duration_s is not None else finished.duration_s,
-        )
-    ]
+    finished = replace(
+        finished,
+        passes=event.passes if event.passes is not None else finished.passes,
+        duration_s=event.duration_s if event.duration_s is not None else finished.duration_s,
+    )
+    return [_with_needling_rule(finished, ctx.min_needling)]
+
+
+def _voided_open(event: SessionEnded | SessionAborted, latest: Session | None) -> Session | None:
+    """``latest`` if it was voided while open and this end belongs to it."""
+    if latest is None or latest.status is not SessionStatus.VOIDED or latest.ended_at is not None:
+        return None
+    if event.session_ref and latest.session_ref and event.session_ref != latest.session_ref:
+        return None
+    return latest
 
 
 def _session_to_finish(
@@ -212,10 +242,17 @@ def next_expiry(open_sessions: list[Session], timeout: timedelta) -> datetime | 
     return min(deadlines, default=None)
 
 
-def logged_session(command: LogSession, *, event_id: str, profile: str, at: datetime) -> Session:
+def logged_session(
+    command: LogSession,
+    *,
+    event_id: str,
+    profile: str,
+    at: datetime,
+    min_needling: timedelta = MIN_NEEDLING,
+) -> Session:
     """A session recorded by hand (CLI or the ``log_session`` command)."""
     started = at - timedelta(seconds=command.duration_s) if command.duration_s else at
-    return Session(
+    session = Session(
         id=session_id_for(event_id),
         profile=profile,
         device_id=None,
@@ -229,3 +266,5 @@ def logged_session(command: LogSession, *, event_id: str, profile: str, at: date
         zones=command.zones,
         duration_s=command.duration_s,
     )
+    # Only a stated duration can say that nothing was needled; no duration means treated.
+    return session if command.duration_s is None else _with_needling_rule(session, min_needling)
