@@ -145,7 +145,11 @@ class TestBadInput:
         daemon = daemon_factory(mosquitto).start()
         client = mqtt_client_factory(mosquitto)
         for n, (topic, payload, _) in enumerate(BAD_INPUT):
-            client.publish("needlecare/device/pen2/event", event(f"good{n}", "heartbeat"))
+            # One heartbeat a day is kept as an event (retention): a day each.
+            day = f"2026-03-{n + 1:02d}T20:00:00Z"
+            client.publish(
+                "needlecare/device/pen2/event", event(f"good{n}", "heartbeat", timestamp=day)
+            )
             client.publish(topic, payload)
         client.publish("needlecare/device/pen2/event", event("good-last", "session_started"))
         wait_until(

@@ -70,7 +70,25 @@ def migrate(
     for number, sql in pending:
         _apply(conn, number, sql)
         log.info("store_migrated", path=str(path), version=number)
+        if number == INCREMENTAL_VACUUM_FROM:
+            _switch_to_incremental_vacuum(conn, path)
     return current
+
+
+# The migration after which the file must give freed pages back (retention).
+INCREMENTAL_VACUUM_FROM = 5
+_INCREMENTAL = 2
+
+
+def _switch_to_incremental_vacuum(conn: sqlite3.Connection, path: Path) -> None:
+    """Rewrite an existing file once so that it can shrink (PRAGMA auto_vacuum)."""
+    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL:
+        return
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # VACUUM rewrites the whole file (about as long as copying it) and cannot run in a
+    # transaction; it is what makes the new auto_vacuum mode take effect.
+    conn.execute("VACUUM")
+    log.info("store_vacuumed", path=str(path), auto_vacuum="incremental")
 
 
 def _apply(conn: sqlite3.Connection, number: int, sql: str) -> None:

@@ -24,6 +24,7 @@ from needlecare.domain.records import (
 from needlecare.domain.sessions import Session, SessionStatus, needs_aftercare
 from needlecare_integrations.store.migrations import SCHEMA_VERSION, MigrationError, migrate
 from needlecare_integrations.store.reminder_tables import OutboxTable, ReminderTable
+from needlecare_integrations.store.retention import RetentionTables
 
 
 class StoreError(RuntimeError):
@@ -106,6 +107,7 @@ class SqliteStore:
         self.path = path
         self.reminders = ReminderTable(self._run, to_db, from_db)
         self.outbox = OutboxTable(self._run, to_db, from_db)
+        self.retention = RetentionTables(self._run, to_db, self._script)
 
     @classmethod
     def open(cls, path: Path, *, now: datetime, backup: bool = True) -> "SqliteStore":
@@ -115,6 +117,10 @@ class SqliteStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
+            # Only a new file takes this at once (and only before WAL mode); an existing
+            # one is switched by a VACUUM in migration 5. Freed pages can then go back.
+            if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             # FULL: an acknowledged event must survive a power cut, not only a crash.
             conn.execute("PRAGMA synchronous = FULL")
@@ -186,6 +192,12 @@ class SqliteStore:
         except sqlite3.OperationalError as error:
             # Disk full, read-only file, I/O error, lock timeout: none of them is
             # the message's fault, so the caller retries instead of rejecting.
+            raise StoreUnavailableError(f"store {self.path}: {error}") from error
+
+    def _script(self, sql: str) -> None:
+        try:
+            self._conn.executescript(sql)
+        except sqlite3.OperationalError as error:
             raise StoreUnavailableError(f"store {self.path}: {error}") from error
 
     # -- writes (the daemon's single writer) ---------------------------------
@@ -409,6 +421,17 @@ class SqliteStore:
             (limit,),
         )
         return [_event(row) for row in rows]
+
+    def has_heartbeat_between(
+        self, profile: str, device_id: str, start: datetime, end: datetime
+    ) -> bool:
+        """Whether the device's heartbeat of that stretch (a UTC day) is kept as an event."""
+        row = self._run(
+            "SELECT 1 FROM events WHERE profile = ? AND type = 'heartbeat' AND occurred_at >= ?"
+            " AND occurred_at < ? AND source = 'device' AND source_id = ? LIMIT 1",
+            (profile, to_db(start), to_db(end), device_id),
+        ).fetchone()
+        return row is not None
 
     def has_event(self, event_id: str) -> bool:
         row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()

@@ -26,6 +26,7 @@ from needlecare.app.ingest import Ingest
 from needlecare.app.ports import StoreUnavailableError
 from needlecare.app.projections import Projections
 from needlecare.app.publisher import MqttOutbox
+from needlecare.app.retention import Retention
 from needlecare.clock import Clock
 from needlecare.domain.records import EventRecord
 from needlecare.domain.topics import Topics
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 500
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CONFIRM_WITHIN = timedelta(seconds=1)
+HOLD_MAX = 64  # heartbeats held for a shared commit, at most
 ANNOUNCED = "discovery_profiles"
 ANNOUNCED_DEVICES = "discovery_devices"
 
@@ -113,6 +115,10 @@ class CoreLoop:
     checkpointer: Checkpointer | None = None
     health: Health | None = None
     health_changes: int = -1
+    retention: Retention | None = None
+    heartbeat_hold: timedelta = timedelta(0)
+    held: list[Delivery] = field(default_factory=list)
+    hold_until: datetime | None = None
     changes_seen: int = 0
     unrecorded: list[Delivery] = field(default_factory=list)
     unconfirmed: list[int] = field(default_factory=list)
@@ -146,7 +152,7 @@ class CoreLoop:
         if len(published) == len(items) and not self._needs_turn():
             return None
         if Signal.STOP in items:
-            self._turn(deliveries, wake=False)
+            self._turn(deliveries, wake=False, hold=False)
             self._answer_web(stopping=True)
             return ExitCode.OK
         if Signal.CONNECTED in items:
@@ -183,14 +189,18 @@ class CoreLoop:
 
     # -- each turn ------------------------------------------------------------------
 
-    def _turn(self, deliveries: list[Delivery], *, wake: bool) -> None:
+    def _turn(self, deliveries: list[Delivery], *, wake: bool, hold: bool = True) -> None:
         """One transaction: record, do due work, take the mirror's outbox; then send, re-arm.
 
         A single commit per turn keeps an event's prompt one fsync away from the
         event, and a failed commit leaves everything unacknowledged and unsent.
         """
-        batch = self.unrecorded + self._without_births(deliveries)
+        fresh = self._without_births(deliveries)
         now = self.clock.now()
+        if hold and self._hold_heartbeats(fresh, wake=wake, now=now):
+            return
+        batch = self.unrecorded + self.held + fresh
+        self.held, self.hold_until = [], None
         if self.retry_at is not None and now < self.retry_at:
             self.unrecorded = batch  # still backing off: hold on to them, unacknowledged
             return
@@ -223,6 +233,7 @@ class CoreLoop:
         # let the broker forget what is already safe on disk.
         self.outbox.send(outgoing)
         self.mqtt.ack_all([delivery.token for delivery in batch])
+        self._purge(now)
         if self.checkpointer is not None and self.store.changes != self.changes_seen:
             self.changes_seen = self.store.changes
             self.checkpointer.poke()
@@ -236,6 +247,42 @@ class CoreLoop:
         self._publish_health(now)
         self.next_due = self._next_wake(now)
         self.waker.arm(self.next_due)
+
+    def _hold_heartbeats(self, fresh: list[Delivery], *, wake: bool, now: datetime) -> bool:
+        """Let heartbeats that change nothing else wait, unacknowledged, for a shared commit.
+
+        A heartbeat a minute per device, each committed alone, wrote a WAL frame and
+        its fsync per beat. Held, several share one commit, and they are still
+        acknowledged only after it. Anything else (another message, due work, a
+        stop, a wake-up) records them at once, before itself.
+        """
+        if not fresh or wake or self.unrecorded or self.heartbeat_hold <= timedelta(0):
+            return False
+        if self.next_due is not None and self.next_due <= now:
+            return False
+        if len(self.held) + len(fresh) > HOLD_MAX:
+            return False
+        if not all(self.ingest.plain_heartbeat(d.message) for d in fresh):
+            return False
+        self.held += fresh
+        if self.hold_until is None:
+            self.hold_until = now + self.heartbeat_hold
+            self.waker.arm(self.hold_until)
+        return True
+
+    def _purge(self, now: datetime) -> None:
+        """A retention step, in a short transaction of its own, when one is due."""
+        if self.retention is None:
+            return
+        self.retention.note_dead_letters(self.ingest.take_dead_lettered())
+        if not self.retention.due(now):
+            return
+        try:
+            with self.store.transaction():
+                self.retention.step(now)
+            self.retention.give_back(now)
+        except StoreUnavailableError as error:
+            log.error("store_write_failed", error=str(error), waiting=0)
 
     def _note_confirmations(self, published: list[int]) -> None:
         """Keep the PUBACKs of outbox items, to be written by a turn within CONFIRM_WITHIN.
@@ -276,7 +323,9 @@ class CoreLoop:
     def _next_wake(self, now: datetime) -> datetime | None:
         # The next local midnight is kept from the turn that passed the last one.
         times = [self.ingest.next_wake(), self.aftercare.next_wake(now), self.midnight]
-        times.append(self.confirm_by)
+        times += [self.confirm_by, self.hold_until]
+        if self.retention is not None:
+            times.append(self.retention.next_wake())
         if self.ha is not None:
             times.append(self.ha.next_wake())
         if self.health is not None:

@@ -5,6 +5,7 @@ import queue
 import signal
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 from typing import Protocol
 
@@ -18,6 +19,7 @@ from needlecare.app.health import Health
 from needlecare.app.ingest import Ingest
 from needlecare.app.projections import Projections
 from needlecare.app.publisher import MqttOutbox
+from needlecare.app.retention import Retention
 from needlecare.clock import Clock
 from needlecare.config import NeedlecareConfig
 from needlecare.domain import reminders as rem
@@ -107,6 +109,8 @@ class Daemon:
             clock=self.clock,
             checkpointer=checkpointer,
             health=Health(health_reader, sorted(cfg.devices), HA_CHANNELS),
+            retention=Retention(store.retention, cfg.retention),
+            heartbeat_hold=timedelta(seconds=cfg.retention.heartbeat_hold_s),
         )
         started: list[Component] = []
         try:

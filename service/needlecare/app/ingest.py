@@ -5,10 +5,11 @@ then acknowledged by the caller. Each message gets its own savepoint, so a
 message that trips over a bug is dead-lettered alone and the rest still land.
 """
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -100,6 +101,9 @@ class Ingest:
         self._seen: dict[str, DeviceSeen] = {}
         self._latest: dict[str, rules.Session | None] = {}
         self._refreshed: dict[str, rules.Session] = {}
+        # The UTC day whose heartbeat is kept as an event, per device (one row a day).
+        self._beat_days: dict[str, date] = {}
+        self._dead_lettered = 0
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
         """Record a batch in one transaction; raises StoreUnavailableError if it cannot."""
@@ -162,6 +166,7 @@ class Ingest:
         self._seen.clear()
         self._latest.clear()
         self._refreshed.clear()
+        self._beat_days.clear()
 
     def _record(self, message: InboundMessage) -> None:
         limit = self._config.mqtt.max_payload_bytes
@@ -179,10 +184,56 @@ class Ingest:
         _check_timestamp(payload, message.received_at)
         profile = self._profile_for(where, payload)
         record = _event_record(message, where, payload, profile)
+        if isinstance(payload, Heartbeat) and not self._first_beat_of_day(where.slug, record):
+            # Only the device's state moves (last seen, battery, cartridge, an open
+            # session's last seen): no event row, see docs/RELIABILITY.md (retention).
+            self._apply(where, payload, record)
+            return
         if not self._store.add_event(record):
             log.info("event_duplicate", event_id=record.event_id, topic=message.topic)
             return
         self._apply(where, payload, record)
+
+    def _first_beat_of_day(self, device_id: str, record: EventRecord) -> bool:
+        """Whether this heartbeat is the device's first of its UTC day (kept as an event)."""
+        day = record.occurred_at.date()
+        if self._beat_days.get(device_id) == day or record.profile is None:
+            return False
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        kept = self._store.has_heartbeat_between(
+            record.profile, device_id, start, start + timedelta(days=1)
+        )
+        if self._beat_days.get(device_id, day) <= day:
+            self._beat_days[device_id] = day
+        return not kept
+
+    def plain_heartbeat(self, message: InboundMessage) -> bool:
+        """A cheap look (no validation): a heartbeat that will add no event row, so may wait.
+
+        That is a device's beat on a UTC day whose row is already kept; the first
+        beat of a day, and anything that is not plainly such a beat, is recorded at once.
+        """
+        if len(message.payload) > 4096:
+            return False
+        try:
+            where = self._topics.parse_inbound(message.topic)
+            body = json.loads(message.payload)
+        except (TopicError, ValueError):
+            return False
+        if where.source is not Source.DEVICE or not isinstance(body, dict):
+            return False
+        day = message.received_at.astimezone(UTC).date()
+        if body.get("type") != "heartbeat" or self._beat_days.get(where.slug) != day:
+            return False
+        stamp = body.get("timestamp")
+        return stamp is None or (
+            isinstance(stamp, str) and stamp.startswith(day.isoformat()) and stamp.endswith("Z")
+        )
+
+    def take_dead_lettered(self) -> int:
+        """Dead letters written since the last call (retention watches for floods)."""
+        count, self._dead_lettered = self._dead_lettered, 0
+        return count
 
     def _profile_for(self, where: InboundTopic, payload: BaseModel) -> str | None:
         cfg = self._config
@@ -330,6 +381,7 @@ class Ingest:
 
     def _dead_letter(self, message: InboundMessage, reason: str) -> None:
         log.warning("message_rejected", topic=message.topic, reason=reason)
+        self._dead_lettered += 1
         self._store.add_dead_letter(
             DeadLetter(
                 received_at=message.received_at,

@@ -59,6 +59,12 @@ class JournalStore(Protocol):
 
     def add_dead_letter(self, letter: DeadLetter) -> None: ...
 
+    def has_heartbeat_between(
+        self, profile: str, device_id: str, start: datetime, end: datetime
+    ) -> bool:
+        """Whether a heartbeat of the device in [start, end) is kept as an event."""
+        ...
+
 
 class JournalReader(Protocol):
     """Read access for the command line and exports."""

@@ -130,6 +130,49 @@ class StoreConfig(BaseModel):
 
 
 ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
+class RetentionConfig(BaseModel):
+    """Section ``retention``: what the store forgets, so it stops growing.
+
+    The journal (sessions, skin checks, products, reminders and their outcomes) is
+    kept forever; see docs/RELIABILITY.md.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Purge old rows in small batches.")
+    events_days: int = Field(
+        default=400, ge=1, description="Raw inbound events older than this many days are purged."
+    )
+    dead_letters_max: int = Field(
+        default=10_000,
+        ge=1,
+        description="Dead letters kept at most (the newest); the rest are counted.",
+    )
+    dead_letters_days: int = Field(
+        default=90, ge=1, description="Dead letters older than this many days are purged."
+    )
+    outbox_days: int = Field(
+        default=3,
+        ge=1,
+        description="Sent or cancelled deliveries older than this many days are purged.",
+    )
+    batch_rows: int = Field(
+        default=500, ge=10, le=10_000, description="Rows deleted per table in one purge step."
+    )
+    interval_s: int = Field(
+        default=3600,
+        ge=1,
+        description="Seconds between purge rounds when nothing is left to purge.",
+    )
+    heartbeat_hold_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=600,
+        description="A heartbeat that changes nothing else waits up to this long to share "
+        "a commit (acknowledged only after it); 0 commits each at once.",
+    )
+
+
 EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 
 
@@ -375,6 +418,9 @@ class NeedlecareConfig(BaseSettings):
     )
     profiles: dict[Slug, ProfileConfig] = Field(
         default_factory=dict, description="People, keyed by profile id."
+    )
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="What the store forgets, and when."
     )
     devices: dict[Slug, DeviceConfig] = Field(
         default_factory=dict, description="Pens, keyed by device id."
