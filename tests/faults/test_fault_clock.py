@@ -24,11 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from integration import test_reminder_simulation as simulation
-from integration.test_reminder_simulation import ACTIONS, Sim, act, check
+from integration.test_reminder_simulation import ACTIONS, act, check
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.reminders import ReminderStatus
 from needlecare_integrations.store import SqliteStore
-from support.clock import FakeClock
+from support.clock import JumpClock
+from support.core_sim import Sim
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +60,6 @@ QUIET_END = {"alice": time(7, 0), "bob": time(6, 15)}
 ZONE = {"alice": BERLIN, "bob": NEW_YORK}
 
 
-class JumpClock(FakeClock):
-    """A fake clock that, unlike FakeClock itself, may be set backwards."""
-
-    def set(self, moment: datetime) -> None:
-        self._now = moment
-
-
 @contextlib.contextmanager
 def simulated(start: datetime) -> Iterator[Sim]:
     """A Sim on a JumpClock with this module's config (patched into the simulation module)."""
@@ -75,7 +69,7 @@ def simulated(start: datetime) -> Iterator[Sim]:
     ):
         store = SqliteStore.open(Path(folder) / "clock.db", now=start)
         try:
-            yield Sim(store, JumpClock(start))
+            yield Sim(store, JumpClock(start), CONFIG)
         finally:
             store.close()
 

@@ -22,3 +22,10 @@ class FakeClock:
     def advance(self, delta: timedelta) -> datetime:
         self._now += delta
         return self._now
+
+
+class JumpClock(FakeClock):
+    """A fake clock that, unlike FakeClock itself, may be set backwards (a clock jump)."""
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment
