@@ -265,6 +265,7 @@ class CoreLoop:
         if not all(self.ingest.plain_heartbeat(d.message) for d in fresh):
             return False
         self.held += fresh
+        log.debug("heartbeats_held", held=len(self.held))
         if self.hold_until is None:
             self.hold_until = now + self.heartbeat_hold
             self.waker.arm(self.hold_until)

@@ -111,7 +111,9 @@ def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> No
 def dead_letters(config_path: Path | None, as_json: bool) -> None:
     """List rejected inbound messages with the reasons."""
     config = load_or_exit(config_path)
-    letters = reader(config).dead_letters()
+    store = reader(config)
+    letters = store.dead_letters()
+    dropped = store.retention.dropped_dead_letters()
     if as_json:
         click.echo(output.to_json(output.dead_letter_row(d) for d in letters))
         return
@@ -126,6 +128,9 @@ def dead_letters(config_path: Path | None, as_json: bool) -> None:
         for d in letters
     ]
     click.echo(output.table(("id", "received", "topic", "reason", "payload"), rows))
+    if dropped:
+        limit = config.retention.dead_letters_max
+        click.echo(f"{dropped} older dead letter(s) dropped (retention keeps the newest {limit})")
 
 
 EXPORT_TABLES = ("sessions", "skin_checks", "reminders")

@@ -42,6 +42,7 @@ def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, An
         "outbox_waiting": by_channel,
         "outbox_last_error": errors[-1] if errors else None,
         "dead_letters": store.count("dead_letters"),
+        "dead_letters_dropped": store.retention.dropped_dead_letters(),
         "recent_events": [
             {"at": e.occurred_at.isoformat(), "type": e.type, "source": f"{e.source}/{e.source_id}"}
             for e in events
@@ -63,7 +64,9 @@ def render_status(report: dict[str, Any]) -> str:
     ]
     if report["outbox_last_error"]:
         lines.append(f"last error    {report['outbox_last_error']}")
-    lines += [f"dead letters  {report['dead_letters']}", "", "latest events:"]
+    dropped = report["dead_letters_dropped"]
+    letters = f"{report['dead_letters']}" + (f" (and {dropped} dropped)" if dropped else "")
+    lines += [f"dead letters  {letters}", "", "latest events:"]
     rows = [(e["at"], e["type"], e["source"]) for e in report["recent_events"]]
     lines.append(table(("at", "type", "source"), rows))
     return "\n".join(lines)
