@@ -108,6 +108,38 @@ class TestHaCall:
         assert call(channel, BARE) is None
 
 
+class TestLegacyPhoneNotifications:
+    def test_actionable_notifications_use_the_legacy_notify_service_with_data(self) -> None:
+        """notify.mobile_app_* with data.actions: notify.send_message takes no data."""
+        result = call("mobile")
+        assert result is not None
+        assert "notify.mobile_app_pixel" == result.name
+        assert {"tag", "actions"} == set(result.data["data"])
+
+
+class TestTodo:
+    def test_add_is_todo_add_item_with_the_payload_as_is(self) -> None:
+        """The outbox payload is the service data (built by app/todo.py)."""
+        data = {
+            "entity_id": "todo.aftercare",
+            "item": "Soothe your skin (2026-03-01 12:00)",
+            "due_datetime": "2026-03-01T12:00:00+01:00",
+            "description": "needlecare:rem_1",
+        }
+        result = ha_call(
+            channel="todo", payload=json.dumps(data), profile=BARE, send_id=1, snooze_minutes=30
+        )
+        assert HaCall("service", "todo.add_item", data) == result
+
+    def test_done_is_a_lookup_by_description(self) -> None:
+        """Checking off finds the item by description (its text may have been edited)."""
+        data = {"entity_id": "todo.aftercare", "description": "needlecare:rem_1"}
+        result = ha_call(
+            channel="todo_done", payload=json.dumps(data), profile=BARE, send_id=1, snooze_minutes=5
+        )
+        assert HaCall("todo_check", "todo.update_item", data) == result
+
+
 class TestActions:
     def test_round_trip(self) -> None:
         """An action id built for a send parses back to its verb and reminder."""

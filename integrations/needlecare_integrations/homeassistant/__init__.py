@@ -5,6 +5,7 @@ second and tens of MB, which a daemon without Home Assistant should not pay.
 """
 
 from needlecare_integrations.homeassistant.listener import ActionListener
+from needlecare_integrations.homeassistant.todo import TodoListener
 from needlecare_integrations.homeassistant.worker import HaOutcome, HaResult, HaWorker
 
-__all__ = ["ActionListener", "HaOutcome", "HaResult", "HaWorker"]
+__all__ = ["ActionListener", "HaOutcome", "HaResult", "HaWorker", "TodoListener"]

@@ -21,6 +21,9 @@ from needlecare_integrations.backoff import backoff_delay
 
 log = structlog.get_logger(__name__)
 
+# A refused call is tried this often (with backoff, ~15 s in all) before it is dropped.
+REJECTED_TRIES = 5
+
 
 class HaOutcome(StrEnum):
     SENT = "sent"
@@ -48,6 +51,7 @@ class HaWorker:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._failures = 0
+        self._rejections: dict[int, int] = {}  # item id -> refused calls so far
         self._rand = random.Random()  # noqa: S311 - jitter, not security
 
     def start(self) -> None:
@@ -76,21 +80,55 @@ class HaWorker:
             client = self._connect()
             if call.only_when_home and _state(client, call.only_when_home) != "home":
                 return HaResult(item_id, HaOutcome.SKIPPED, f"{call.only_when_home} is not home")
-            if call.kind == "event":
-                client.fire_event(call.name, **call.data)
-            else:
-                domain, service = call.name.split(".", 1)
-                client.trigger_service(domain, service, **call.data)
+            return self._call(item_id, client, call)
         except errors.UnauthorizedError:
             return HaResult(item_id, HaOutcome.AUTH, "Home Assistant refused the token (401)")
         except errors.RequestTimeoutError as error:
             return self._retry(item_id, f"timeout: {error}")
         except (errors.RequestError, errors.EndpointNotFoundError) as error:
-            return HaResult(item_id, HaOutcome.FAILED, f"{type(error).__name__}: {error}")
+            return self._rejected(item_id, f"{type(error).__name__}: {error}")
         except Exception as error:
             self._client = None
             return self._retry(item_id, f"{type(error).__name__}: {error}")
+
+    def _call(self, item_id: int, client: Any, call: HaCall) -> HaResult:
+        if call.kind == "event":
+            client.fire_event(call.name, **call.data)
+        elif call.kind == "todo_check":
+            return self._check_todo(item_id, client, call)
+        else:
+            domain, service = call.name.split(".", 1)
+            client.trigger_service(domain, service, **call.data)
         return HaResult(item_id, HaOutcome.SENT)
+
+    def _check_todo(self, item_id: int, client: Any, call: HaCall) -> HaResult:
+        """Complete the to-do item with this description, found by uid (see app/todo.py)."""
+        entity_id, description = call.data["entity_id"], call.data["description"]
+        items = todo_items(self._config, entity_id)
+        found = [item for item in items if item.get("description") == description]
+        if not found:
+            return HaResult(item_id, HaOutcome.SKIPPED, f"no item on {entity_id} for it")
+        domain, service = call.name.split(".", 1)
+        for item in found:
+            if item.get("status") != "completed":
+                client.trigger_service(
+                    domain, service, entity_id=entity_id, item=item["uid"], status="completed"
+                )
+        return HaResult(item_id, HaOutcome.SENT)
+
+    def _rejected(self, item_id: int, error: str) -> HaResult:
+        """A 4xx: retried a few times before it counts as failed for good.
+
+        Home Assistant answers before every integration has registered its services:
+        for a few seconds after it starts, a call to ``notify.mobile_app_*`` (or a
+        script) can be refused as unknown although it is about to exist.
+        """
+        tries = self._rejections.get(item_id, 0) + 1
+        if tries >= REJECTED_TRIES:
+            self._rejections.pop(item_id, None)
+            return HaResult(item_id, HaOutcome.FAILED, error)
+        self._rejections[item_id] = tries
+        return self._retry(item_id, error)
 
     def _retry(self, item_id: int, error: str) -> HaResult:
         delay = backoff_delay(self._failures, rand=self._rand.random, base=1.0, cap=60.0)
@@ -108,6 +146,23 @@ class HaWorker:
                 global_request_kwargs={"timeout": self._config.timeout_s},
             )
         return self._client
+
+
+def websocket_url(config: HomeAssistantConfig) -> str:
+    return config.url.rstrip("/").replace("http", "ws", 1) + "/api/websocket"
+
+
+def todo_items(config: HomeAssistantConfig, entity_id: str, socket: Any = None) -> list[Any]:
+    """The items of a to-do list (``todo/item/list``), over ``socket`` or a new one."""
+    if socket is None:
+        from homeassistant_api import WebsocketClient  # noqa: PLC0415 - lazy: heavy import
+
+        token = config.token.get_secret_value() if config.token else ""
+        with WebsocketClient(websocket_url(config), token) as fresh:
+            return todo_items(config, entity_id, fresh)
+    result = socket.recv_result(socket.send("todo/item/list", entity_id=entity_id)).result
+    items = result.get("items", []) if isinstance(result, dict) else []
+    return [item for item in items if isinstance(item, dict)]
 
 
 def _state(client: Any, entity_id: str) -> str | None:

@@ -12,6 +12,7 @@ import structlog
 
 from needlecare.app.dispatch import MQTT_CHANNELS, Dispatch, profile_context
 from needlecare.app.ports import AftercareStore
+from needlecare.app.todo import TodoList
 from needlecare.config import NeedlecareConfig
 from needlecare.domain import planning
 from needlecare.domain import reminders as rem
@@ -41,6 +42,7 @@ class Aftercare:
 
     def __post_init__(self) -> None:
         self.dispatch = Dispatch(self.store, self.config, self.topics)
+        self.todo = TodoList(self.store, self.config)
 
     def profile(self, name: str) -> ProfileContext:
         return profile_context(self.config, name)
@@ -135,6 +137,7 @@ class Aftercare:
         changed = [
             p for p in planning.plan_session(current, protocol, ctx, now) if self._upsert(p, now)
         ]
+        self.todo.planned(changed, now)
         passed = [
             p
             for p in planning.passed_steps(current, protocol, ctx, now)
@@ -215,6 +218,7 @@ class Aftercare:
             return False
         self.store.reminders.save(acked)
         self.dispatch.withdraw(acked, now, "ack")
+        self.todo.checked(acked, now)
         self.touched.add(reminder.profile)
         log.info("reminder_acked", reminder_id=reminder_id, profile=reminder.profile)
         return True

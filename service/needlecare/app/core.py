@@ -70,6 +70,13 @@ class PhoneAction:
 
 
 @dataclass(frozen=True, slots=True)
+class TodoChecked:
+    """An aftercare item checked off on the Home Assistant to-do list."""
+
+    reminder_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class WebCommand:
     """A command from the web app, the same bytes the profile's command topic would carry.
 
@@ -86,7 +93,9 @@ class WebCommand:
 # A web command has no broker message to acknowledge: QoS 0 tokens are never acked.
 _NO_ACK = AckToken(generation=-1, mid=0, qos=0)
 
-InboxItem = Delivery | Signal | Fatal | Published | HaResult | PhoneAction | WebCommand
+InboxItem = (
+    Delivery | Signal | Fatal | Published | HaResult | PhoneAction | TodoChecked | WebCommand
+)
 
 
 class ExitCode:
@@ -401,6 +410,8 @@ class CoreLoop:
                     )
                 elif isinstance(item, PhoneAction):
                     self._phone_action(item.action, now)
+                elif isinstance(item, TodoChecked):
+                    self._todo_checked(item.reminder_id, now)
             except StoreUnavailableError as error:
                 log.error("store_write_failed", error=str(error))
 
@@ -431,6 +442,22 @@ class CoreLoop:
                     else 30
                 )
                 self.aftercare.snooze(reminder_id, minutes, now)
+
+    def _todo_checked(self, reminder_id: str, now: datetime) -> None:
+        """Checked off in Home Assistant: acknowledge, once (the event id is fixed)."""
+        with self.store.transaction():
+            record = EventRecord(
+                event_id=f"ha:todo:{reminder_id}",
+                source="homeassistant",
+                source_id="todo",
+                type="todo_checked",
+                profile=None,
+                occurred_at=now,
+                received_at=now,
+                payload=json.dumps({"reminder_id": reminder_id}),
+            )
+            if self.store.add_event(record):
+                self.aftercare.acknowledge(reminder_id, now)
 
     def _announce(self) -> None:
         """Publish discovery for every profile and remove profiles that left the config."""

@@ -12,7 +12,16 @@ from typing import Protocol
 import structlog
 
 from needlecare.app.aftercare import Aftercare
-from needlecare.app.core import CoreLoop, ExitCode, Fatal, InboxItem, PhoneAction, Published, Signal
+from needlecare.app.core import (
+    CoreLoop,
+    ExitCode,
+    Fatal,
+    InboxItem,
+    PhoneAction,
+    Published,
+    Signal,
+    TodoChecked,
+)
 from needlecare.app.ha_calls import HA_CHANNELS
 from needlecare.app.ha_outbox import HaOutbox
 from needlecare.app.health import Health
@@ -25,7 +34,7 @@ from needlecare.config import NeedlecareConfig
 from needlecare.domain import reminders as rem
 from needlecare.domain.protocol import build_protocols
 from needlecare.domain.topics import Topics
-from needlecare_integrations.homeassistant import ActionListener, HaWorker
+from needlecare_integrations.homeassistant import ActionListener, HaWorker, TodoListener
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.scheduler import Waker
 from needlecare_integrations.store import Checkpointer, SqliteStore
@@ -85,6 +94,14 @@ class Daemon:
             listener = ActionListener(cfg.homeassistant, lambda a: self.inbox.put(PhoneAction(a)))
             ha = HaOutbox(aftercare, worker)
             components += [worker, listener]
+            if cfg.homeassistant.todo_entity is not None:
+                components.append(
+                    TodoListener(
+                        cfg.homeassistant,
+                        cfg.homeassistant.todo_entity,
+                        lambda rid: self.inbox.put(TodoChecked(rid)),
+                    )
+                )
         components.append(mqtt)
         if cfg.web.enabled:
             # Imported only when enabled: a daemon without the web app never loads its stack.

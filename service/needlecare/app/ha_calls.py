@@ -10,17 +10,32 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from needlecare.config import ProfileConfig
+from needlecare.i18n import translator
 
-HA_CHANNELS = ("dashboard", "mobile", "voice", "event", "dismiss", "clear", "calendar")
+HA_CHANNELS = (
+    "dashboard",
+    "mobile",
+    "voice",
+    "event",
+    "dismiss",
+    "clear",
+    "calendar",
+    "todo",
+    "todo_done",
+)
 ACTION_PREFIX = "NEEDLECARE"
 REMINDER_EVENT = "needlecare_reminder"
 
 
 @dataclass(frozen=True, slots=True)
 class HaCall:
-    """One call to make: a service (``domain.service``) or an event (``name``)."""
+    """One call to make: a service (``domain.service``) or an event (``name``).
 
-    kind: Literal["service", "event"]
+    ``todo_check`` completes the to-do item whose description is ``data["description"]``
+    on the list ``data["entity_id"]``: the adapter looks its uid up, then calls ``name``.
+    """
+
+    kind: Literal["service", "event", "todo_check"]
     name: str
     data: dict[str, Any] = field(default_factory=dict)
     only_when_home: str | None = None  # a person entity that must be 'home'
@@ -52,6 +67,10 @@ def ha_call(
     body = json.loads(payload)
     if channel == "calendar":
         return HaCall("service", "calendar.create_event", body)
+    if channel == "todo":
+        return HaCall("service", "todo.add_item", body)
+    if channel == "todo_done":
+        return HaCall("todo_check", "todo.update_item", body)
     if channel in {"mobile", "clear"}:
         return _mobile(channel, body, profile, send_id, snooze_minutes)
     if channel == "voice":
@@ -81,7 +100,10 @@ def _voice(body: dict[str, Any], profile: ProfileConfig) -> HaCall | None:
     if profile.voice is None:
         return None
     voice = profile.voice
-    data = {**voice.data, voice.message_field: f"{body['title']}. {body['message']}"}
+    text = body.get("speech") or translator(profile.language).pgettext(
+        "voice", "{title}. {message}", title=body["title"], message=body["message"]
+    )
+    data = {**voice.data, voice.message_field: text}
     home = profile.person if voice.only_when_home else None
     return HaCall("service", voice.service, data, only_when_home=home)
 
@@ -98,11 +120,14 @@ def _mobile(
             profile.notify_service,
             {"message": "clear_notification", "data": {"tag": tag}},
         )
+    tr = translator(profile.language)
     actions = [
-        {"action": action_id("ACK", body["reminder_id"], send_id), "title": "Done"},
+        # Translators: the phone notification's button that acknowledges a reminder.
+        {"action": action_id("ACK", body["reminder_id"], send_id), "title": tr.gettext("Done")},
         {
             "action": action_id("SNOOZE", body["reminder_id"], send_id),
-            "title": f"Snooze {snooze_minutes} min",
+            # Translators: the phone notification's button that snoozes a reminder.
+            "title": tr.gettext("Snooze {minutes} min", minutes=snooze_minutes),
         },
     ]
     data = {"tag": tag, "actions": actions}

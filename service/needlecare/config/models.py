@@ -198,6 +198,12 @@ class HomeAssistantConfig(BaseModel):
         description="A calendar (e.g. a Local Calendar, calendar.needlecare) that gets each "
         "next-session window as an event.",
     )
+    todo_entity: EntityId | None = Field(
+        default=None,
+        description="A to-do list (e.g. a Local To-do, todo.aftercare) that gets the aftercare "
+        "steps a person does (soothe, serum, sunscreen, end of the actives pause) as items "
+        "with due dates; checking one off acknowledges its reminder.",
+    )
 
 
 class VoiceConfig(BaseModel):

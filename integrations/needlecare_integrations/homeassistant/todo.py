@@ -1,0 +1,93 @@
+"""Listens for aftercare items checked off on the Home Assistant to-do list.
+
+A state trigger on the list (its state is the number of open items) wakes the
+listener; it then reads the items (``todo/item/list``) and reports every completed
+one of Needlecare's (``needlecare:<reminder id>`` in its description) once per
+process. At each (re)connect the list is read at once, so an item checked off
+while the daemon or the connection was down is still seen. The core records each
+report as an event with a fixed id, so a repeat acknowledges nothing twice.
+"""
+
+import contextlib
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from needlecare.app.todo import reminder_from_description
+from needlecare.config import HomeAssistantConfig
+from needlecare_integrations.backoff import backoff_delay
+from needlecare_integrations.homeassistant.worker import todo_items, websocket_url
+
+log = structlog.get_logger(__name__)
+
+
+class TodoListener:
+    """Hands the reminder id of each checked-off item to ``on_checked``."""
+
+    def __init__(
+        self, config: HomeAssistantConfig, entity_id: str, on_checked: Callable[[str], None]
+    ) -> None:
+        self._config = config
+        self._entity_id = entity_id
+        self._on_checked = on_checked
+        self._reported: set[str] = set()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._socket: Any = None
+        self.subscribed = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ha-todo", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        socket = self._socket
+        if socket is not None:
+            # Closing the socket unblocks the pending receive; it may already be gone.
+            with contextlib.suppress(Exception):
+                socket.__exit__(None, None, None)
+
+    def _run(self) -> None:
+        from homeassistant_api import errors  # noqa: PLC0415 - lazy: heavy import
+
+        rand = random.Random()  # noqa: S311 - jitter, not security
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except errors.UnauthorizedError:
+                log.error("homeassistant_auth_failed", error="the token was refused")
+                return
+            except Exception as error:
+                if self._stopping.is_set():
+                    return
+                log.warning("homeassistant_todo_lost", error=str(error), attempt=attempt)
+            self.subscribed.clear()
+            attempt += 1
+            self._stopping.wait(backoff_delay(attempt, rand=rand.random, base=1.0, cap=60.0))
+
+    def _listen(self) -> None:
+        from homeassistant_api import WebsocketClient  # noqa: PLC0415 - lazy: heavy import
+
+        token = self._config.token.get_secret_value() if self._config.token else ""
+        with WebsocketClient(websocket_url(self._config), token) as socket:
+            self._socket = socket
+            with socket.listen_trigger("state", entity_id=self._entity_id) as changes:
+                self._report(socket)
+                self.subscribed.set()
+                log.info("homeassistant_todo_listening", entity_id=self._entity_id)
+                for _ in changes:
+                    self._report(socket)
+
+    def _report(self, socket: Any) -> None:
+        for item in todo_items(self._config, self._entity_id, socket):
+            if item.get("status") != "completed":
+                continue
+            reminder_id = reminder_from_description(item.get("description"))
+            if reminder_id is not None and reminder_id not in self._reported:
+                self._reported.add(reminder_id)
+                self._on_checked(reminder_id)
