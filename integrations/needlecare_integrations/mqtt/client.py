@@ -12,6 +12,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,20 @@ log = structlog.get_logger(__name__)
 # password, not authorised, banned, bad authentication method.
 _FATAL_CONNACK = {133, 134, 135, 138, 140}
 _RECOVERABLE_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+# Two daemons sharing one client id take the session from each other forever.
+# MQTT 5 brokers say so with DISCONNECT reason 0x8E "Session taken over", but
+# Mosquitto 2.0.11 closes the old connection before that packet leaves, so a
+# connection closed cleanly by the broker shortly after it accepted us, twice in
+# a row with a successful reconnect in between, counts as a takeover too (a
+# broker restart refuses the reconnect, or leaves the connection up for longer).
+# Each takeover waits longer (2-4 s, doubling, then 1-2 min): the pair connects a
+# few times a minute at most. The count starts again after a long calm spell.
+_SESSION_TAKEN_OVER = 0x8E
+_CONNECTION_LOST = 0x80  # paho's reason when the socket closed without a DISCONNECT
+_QUICK_DROP_S = 30.0
+_TAKEOVER_BASE_S = 4.0
+_TAKEOVER_CAP_S = 120.0
+_TAKEOVER_FORGET_S = 600.0
 
 
 class _SocketErrors(logging.Handler):
@@ -146,6 +161,11 @@ class MqttClient:
         self._lock = threading.Lock()
         self._generation = 0
         self._attempt = 0
+        self._takeovers = 0
+        self._taken_over: str | None = None  # why the last connection counts as taken over
+        self._last_takeover = 0.0  # time.monotonic() of the latest takeover
+        self._connected_at: float | None = None
+        self._quick_drops = 0
         self._fatal: MqttFatalError | None = None
         self._thread: threading.Thread | None = None
         self._rand = random.Random()  # noqa: S311 - jitter, not security
@@ -209,6 +229,7 @@ class MqttClient:
             except ssl.SSLError as error:
                 self._fatal = MqttFatalError(f"TLS handshake with the broker failed: {error}")
             except OSError as error:
+                self._quick_drops = 0  # the broker was away: not a takeover
                 log.warning("mqtt_connect_failed", error=str(error), attempt=self._attempt)
             if self._fatal is not None:
                 log.error("mqtt_gave_up", error=str(self._fatal))
@@ -240,10 +261,54 @@ class MqttClient:
     def _wait_before_retry(self) -> None:
         if self._stopping.is_set():
             return
-        delay = backoff_delay(self._attempt, rand=self._rand.random)
-        self._attempt += 1
+        if self._taken_over is not None:
+            why, self._taken_over = self._taken_over, None
+            delay = backoff_delay(
+                self._takeovers - 1,
+                rand=self._rand.random,
+                base=_TAKEOVER_BASE_S,
+                cap=_TAKEOVER_CAP_S,
+            )
+            log.error(
+                "mqtt_session_taken_over",
+                client_id=self._config.client_id,
+                takeovers=self._takeovers,
+                delay_s=round(delay, 2),
+                reason=why,
+                error="another client connected with the same mqtt.client_id and took our"
+                " session; give every daemon its own client id",
+            )
+        else:
+            delay = backoff_delay(self._attempt, rand=self._rand.random)
+            self._attempt += 1
         log.info("mqtt_reconnect_scheduled", delay_s=round(delay, 2), attempt=self._attempt)
         self._stopping.wait(delay)
+
+    def _check_takeover(self, reason: ReasonCode, socket_error: str | None) -> None:
+        """Note whether the connection just lost was taken by a client with our id."""
+        now = time.monotonic()
+        lasted = None if self._connected_at is None else now - self._connected_at
+        self._connected_at = None
+        code = getattr(reason, "value", None)
+        quick = lasted is not None and lasted < _QUICK_DROP_S
+        if code == _CONNECTION_LOST and socket_error is None and quick:
+            self._quick_drops += 1
+        elif code != _SESSION_TAKEN_OVER:
+            self._quick_drops = 0
+        if code == _SESSION_TAKEN_OVER:
+            why = "the broker said the session was taken over"
+        elif self._quick_drops >= 2:
+            why = (
+                f"the broker closed the connection {lasted:.1f} s after accepting it,"
+                f" {self._quick_drops} times in a row"
+            )
+        else:
+            return
+        if now - self._last_takeover > _TAKEOVER_FORGET_S:
+            self._takeovers = 0
+        self._takeovers += 1
+        self._last_takeover = now
+        self._taken_over = why
 
     # -- paho callbacks (network thread: never raise, never block) -------------
 
@@ -279,6 +344,7 @@ class MqttClient:
         with self._lock:
             self._generation += 1
         self._attempt = 0
+        self._connected_at = time.monotonic()
         self._client.subscribe([(topic, 1) for topic in self._topics.subscriptions])
         self._client.publish(self._topics.status, b"online", qos=1, retain=True)
         self.connected.set()
@@ -302,6 +368,8 @@ class MqttClient:
             self._fatal = MqttFatalError(
                 f"the broker rejected our TLS client certificate: {socket_error}"
             )
+        if self.connected.is_set():
+            self._check_takeover(reason, socket_error)
         self.connected.clear()
         if not self._stopping.is_set():
             log.warning("mqtt_disconnected", reason=str(reason), error=socket_error)
