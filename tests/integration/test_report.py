@@ -299,9 +299,9 @@ class TestReportContent:
         """Three days after the spring session: recovering, with the pause's end."""
         expected = (
             "Recovering: inside the actives pause; last session ended 2026-03-30 20:20 CEST"
-            " (recovery day 3); no retinoids, exfoliants until 2026-04-02 20:20 CEST;"
+            " (recovery day 3); no retinoids and exfoliants until 2026-04-02 20:20 CEST;"
             " next-session window 2026-04-27 20:20 CEST to 2026-05-11 20:20 CEST;"
-            " 3 prompt(s) waiting for an answer."
+            " 3 prompts waiting for an answer."
         )
         status = re.search(r'<section id="status">(.*?)</section>', alice_page, re.DOTALL)
         assert status is not None
@@ -341,7 +341,7 @@ class TestReportContent:
             ["2026-02-20 21:00 CET", HOSTILE, "water", "\u2013"],
         ]  # fmt: skip
         assert expected == products
-        assert "1 product(s) with a restricted ingredient were applied" in alice_page
+        assert "1 product with a restricted ingredient was applied" in alice_page
 
     def test_user_text_is_escaped(self, alice_page: str) -> None:
         """A product named like a script and a note with markup arrive as text."""
@@ -361,7 +361,7 @@ class TestReportContent:
             ("2026-03-30", "2", "35"),
         ]  # fmt: skip
         assert expected == days
-        assert "1 skin check(s) taken before the first session are not shown." in alice_page
+        assert "1 skin check taken before the first session is not shown." in alice_page
 
     def test_only_redness_the_protocol_advises_on_is_highlighted(self, alice_page: str) -> None:
         """At or above 60 from recovery day 3: the clinic session's day 4, not the day-0 reds."""

@@ -466,7 +466,9 @@ class CoreLoop:
         cfg = self.aftercare.config
         entities = discovery.bridge_entities(self.topics, cfg.devices)
         for profile, profile_cfg in cfg.profiles.items():
-            entities += discovery.profile_entities(self.topics, profile, profile_cfg.display_name)
+            entities += discovery.profile_entities(
+                self.topics, profile, profile_cfg.display_name, language=profile_cfg.language
+            )
         for topic, config in entities:
             self.mqtt.publish(topic, json.dumps(config).encode(), qos=1, retain=True)
         try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from needlecare import __version__
 from needlecare.domain.topics import Topics
+from needlecare.i18n import N_, translator
 
 BRIDGE = "bridge"
 ORIGIN_NAME = "Needlecare"
@@ -32,7 +33,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "last_session": (
         "sensor",
         {
-            "name": "Last session",
+            "name": N_("Last session"),
             "device_class": "timestamp",
             "value_template": "{{ value_json.last_session_at or None }}",
             "icon": "mdi:needle",
@@ -41,7 +42,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "recovery_day": (
         "sensor",
         {
-            "name": "Recovery day",
+            "name": N_("Recovery day"),
             "value_template": "{{ value_json.recovery_day }}",
             "state_class": "measurement",
             "icon": "mdi:calendar-heart",
@@ -50,7 +51,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "status": (
         "sensor",
         {
-            "name": "Status",
+            "name": N_("Status"),
             "device_class": "enum",
             "options": ["no_history", "recovering", "resting", "due", "overdue"],
             "value_template": "{{ value_json.status }}",
@@ -60,7 +61,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "next_window_start": (
         "sensor",
         {
-            "name": "Next window start",
+            "name": N_("Next window start"),
             "device_class": "timestamp",
             "value_template": "{{ value_json.next_window_start or None }}",
         },
@@ -68,7 +69,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "next_window_end": (
         "sensor",
         {
-            "name": "Next window end",
+            "name": N_("Next window end"),
             "device_class": "timestamp",
             "value_template": "{{ value_json.next_window_end or None }}",
         },
@@ -76,7 +77,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "actives_restricted": (
         "binary_sensor",
         {
-            "name": "Actives restricted",
+            "name": N_("Actives restricted"),
             "value_template": "{{ 'ON' if value_json.restrictions else 'OFF' }}",
             "json_attributes_template": "{{ {'restrictions': value_json.restrictions} | tojson }}",
             "icon": "mdi:flask-off",
@@ -85,7 +86,7 @@ _SENSORS: dict[str, tuple[str, Config]] = {
     "open_prompts": (
         "sensor",
         {
-            "name": "Open prompts",
+            "name": N_("Open prompts"),
             "value_template": "{{ value_json.open_prompts | length }}",
             "json_attributes_template": "{{ {'prompts': value_json.open_prompts} | tojson }}",
             "icon": "mdi:message-alert",
@@ -94,10 +95,10 @@ _SENSORS: dict[str, tuple[str, Config]] = {
 }
 _BUTTONS = {
     "log_professional_session": (
-        "Log professional session",
+        N_("Log professional session"),
         {"action": "log_session", "setting": "professional"},
     ),
-    "acknowledge_all": ("Acknowledge all", {"action": "ack_all"}),
+    "acknowledge_all": (N_("Acknowledge all"), {"action": "ack_all"}),
 }
 # The bridge's diagnostic sensors, read from the retained health topic (health.py).
 _HEALTH: dict[str, Config] = {
@@ -158,15 +159,16 @@ def health_topic(topics: Topics) -> str:
 
 
 def profile_entities(
-    topics: Topics, profile: str, display_name: str | None
+    topics: Topics, profile: str, display_name: str | None, *, language: str = "en"
 ) -> list[tuple[str, Config]]:
-    """(config topic, config) for every entity of one profile."""
+    """(config topic, config) for every entity of one profile; names in ``language``."""
+    tr = translator(language)
     node = f"needlecare_{profile}"
     device = {
         "identifiers": [node],
-        "name": f"Needlecare {display_name or profile}",
+        "name": tr.gettext("Needlecare {name}", name=display_name or profile),
         "manufacturer": "Needlecare",
-        "model": "Recovery tracker",
+        "model": tr.gettext("Recovery tracker"),
         "sw_version": __version__,
         "via_device": f"needlecare_{BRIDGE}",
     }
@@ -177,6 +179,7 @@ def profile_entities(
             **common,
             **extra,
             **identity(component, node, object_id),
+            "name": tr.gettext(extra["name"]),
             "state_topic": topics.state(profile),
         }
         if "json_attributes_template" in config:
@@ -185,7 +188,7 @@ def profile_entities(
     for object_id, (name, payload) in _BUTTONS.items():
         config = {
             **common,
-            "name": name,
+            "name": tr.gettext(name),
             **identity("button", node, object_id),
             "command_topic": topics.command(profile),
             "payload_press": json.dumps(payload),

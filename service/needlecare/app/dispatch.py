@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from needlecare.app.notifications import notification_json
+from needlecare.app.notifications import delivery_json, notification_json
 from needlecare.app.ports import AftercareStore
 from needlecare.app.windows import window_event
 from needlecare.config import NeedlecareConfig
@@ -21,6 +21,7 @@ from needlecare.domain.protocol import CareProtocol, Channel
 from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
 from needlecare.domain.topics import Topics
+from needlecare.i18n import translator
 
 MQTT_CHANNELS = ("mirror",)
 
@@ -28,7 +29,10 @@ MQTT_CHANNELS = ("mirror",)
 def profile_context(config: NeedlecareConfig, name: str) -> ProfileContext:
     cfg = config.profiles[name]
     return ProfileContext(
-        name=name, zone=cfg.zone, quiet=QuietWindow(cfg.quiet_hours.start, cfg.quiet_hours.end)
+        name=name,
+        zone=cfg.zone,
+        quiet=QuietWindow(cfg.quiet_hours.start, cfg.quiet_hours.end),
+        language=cfg.language,
     )
 
 
@@ -103,8 +107,9 @@ class Dispatch:
         ha = self.config.homeassistant
         if ha is None or ha.calendar_entity is None:
             return
-        event = window_event(session, protocol)
-        zone = self.config.profiles[session.profile].zone
+        profile = self.config.profiles[session.profile]
+        event = window_event(session, protocol, translator(profile.language))
+        zone = profile.zone
         payload = {
             "entity_id": ha.calendar_entity,
             "summary": event.summary,
@@ -178,7 +183,7 @@ class Dispatch:
                 key=key,
                 channel=channel,
                 target=reminder.profile,
-                payload=notification_json(reminder, now),
+                payload=delivery_json(reminder, channel, now),
                 not_before=not_before,
                 created_at=now,
                 reminder_id=reminder.id,

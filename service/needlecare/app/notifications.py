@@ -45,6 +45,15 @@ def notification_json(reminder: Reminder, shown_at: datetime | None = None) -> s
     return json.dumps(notification(reminder, shown_at), ensure_ascii=False)
 
 
+def delivery_json(reminder: Reminder, channel: str, shown_at: datetime | None = None) -> str:
+    """An outbox payload: the notification, and for the voice channel the text written to
+    be heard (``speech``, in the profile's language) when the plan at hand has one."""
+    body = notification(reminder, shown_at)
+    if channel == "voice" and reminder.speech:
+        body["speech"] = reminder.speech
+    return json.dumps(body, ensure_ascii=False)
+
+
 def current_prompt(open_prompts: Sequence[Reminder]) -> Reminder | None:
     """The one prompt a profile's retained topic shows: most severe, then most recent."""
     if not open_prompts:

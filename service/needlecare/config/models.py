@@ -34,6 +34,7 @@ from needlecare.domain.protocol import ProtocolConfig
 from needlecare.domain.protocol_steps import Channel
 from needlecare.domain.sessions import MIN_NEEDLING
 from needlecare.domain.slugs import Slug
+from needlecare.i18n import LanguageTag
 
 ENV_PREFIX = "NEEDLECARE_"
 ENV_NESTED_DELIMITER = "__"
@@ -273,6 +274,11 @@ class ProfileConfig(BaseModel):
     )
     person: EntityId | None = Field(
         default=None, description="The profile's person.* entity, for 'only when home'."
+    )
+    language: LanguageTag = Field(
+        default="en",
+        description="Language of everything this person reads or hears: a BCP 47 primary "
+        "tag, one of en, de, fr, es, nl.",
     )
 
     @property

@@ -8,12 +8,12 @@ reminders rather than duplicates.
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeGuard
 from zoneinfo import ZoneInfo
 
-from needlecare.domain.localtime import QuietWindow, human_local, local_date, local_datetime
+from needlecare.domain.localtime import QuietWindow, local_date, local_datetime
 from needlecare.domain.protocol import (
     PLAN_STEPS,
     CareProtocol,
@@ -23,9 +23,13 @@ from needlecare.domain.protocol import (
     Step,
     ingredient_classes,
 )
+from needlecare.domain.protocol_defaults import default_steps
 from needlecare.domain.sessions import Session, needs_aftercare
+from needlecare.i18n import render, spoken, translator
+from needlecare.i18n.render import Value
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_DEFAULT_STEPS = default_steps()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +48,20 @@ class PlannedReminder:
     due_at: datetime
     expires_at: datetime | None
     escalation: tuple[Escalation, ...]
+    # What a voice says: written to be heard, in the profile's language. Derived from
+    # the shown text and the same values, so it takes no part in comparisons.
+    speech: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class ProfileContext:
-    """What planning needs to know about the person: name, time zone, quiet hours."""
+    """What planning needs to know about the person: name, time zone, quiet hours, and
+    the language (a supported BCP 47 primary tag) every prompt text is written in."""
 
     name: str
     zone: ZoneInfo
     quiet: QuietWindow
+    language: str = "en"
 
 
 class MissedReminder(Protocol):
@@ -149,14 +158,15 @@ def step_due(step: Step, session: Session, protocol: CareProtocol, zone: ZoneInf
 
 def session_values(
     session: Session, protocol: CareProtocol, zone: ZoneInfo, profile: str
-) -> dict[str, str]:
-    """Placeholder values every step of ``session`` may use, as local times."""
+) -> dict[str, Value]:
+    """Placeholder values every step of ``session`` may use; moments become local text
+    in the profile's language when the prompt is written (``zone`` is kept for callers)."""
     start, end = window_for(session, protocol)
     return {
         "profile": profile,
-        "until": human_local(_end(session) + protocol.actives_pause, zone),
-        "window_start": human_local(start, zone),
-        "window_end": human_local(end, zone),
+        "until": _end(session) + protocol.actives_pause,
+        "window_start": start,
+        "window_end": end,
     }
 
 
@@ -196,7 +206,7 @@ def depth_limit(
     depth = started.needle_depth_mm
     if limit_mm is None or depth is None or depth <= limit_mm:
         return None
-    values = {"depth": f"{depth:g}", "limit": f"{limit_mm:g}"}
+    values: dict[str, Value] = {"depth": float(depth), "limit": float(limit_mm)}
     return _guard(
         "depth_limit",
         started.id,
@@ -231,7 +241,7 @@ def restricted_product(
     if not classes:
         return None
     values = session_values(last_session, protocol, profile.zone, profile.name)
-    values |= {"product": product, "ingredients": _join(classes)}
+    values |= {"product": product, "ingredients": classes}
     return _guard(
         "restricted_product",
         event_id,
@@ -262,7 +272,7 @@ def redness_advice(
     if at < _end(last_session) or at >= window_start or day < protocol.redness_after_day:
         return None
     values = session_values(last_session, protocol, profile.zone, profile.name)
-    values |= {"redness": str(redness), "day": str(day)}
+    values |= {"redness": redness, "day": day}
     return _guard(
         "redness_advice",
         event_id,
@@ -319,8 +329,15 @@ def missed_summary(
     if not missed:
         return None
     ordered = sorted(missed, key=lambda reminder: reminder.due_at)
-    lines = [f"{item.title} ({human_local(item.due_at, profile.zone)})" for item in ordered]
-    values = {"missed": "; ".join(lines), "count": str(len(ordered))}
+    tr = translator(profile.language)
+    lines = [
+        tr.gettext("{title} ({due})", title=item.title, due=tr.when(item.due_at, profile.zone))
+        for item in ordered
+    ]
+    # Translators: separates the missed prompts of a list (each "title (time)"); a
+    # separator, not a sentence's "and".
+    separator = tr.gettext("; ")
+    values: dict[str, Value] = {"missed": separator.join(lines), "count": len(ordered)}
     return _guard(
         "missed_summary",
         summary_key,
@@ -340,7 +357,7 @@ def _guard(
     protocol: CareProtocol,
     profile: ProfileContext,
     now: datetime,
-    values: Mapping[str, str],
+    values: Mapping[str, Value],
 ) -> PlannedReminder | None:
     step = protocol.step(name)
     if not step.enabled:
@@ -354,12 +371,6 @@ def _treated(session: Session | None) -> TypeGuard[Session]:
     return session is not None and session.ended_at is not None and needs_aftercare(session)
 
 
-def _join(words: Sequence[str]) -> str:
-    if len(words) <= 1:
-        return "".join(words)
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def _reminder(
     step: Step,
     rid: str,
@@ -367,23 +378,43 @@ def _reminder(
     session_id: str | None,
     profile: ProfileContext,
     due: datetime,
-    values: Mapping[str, str],
+    values: Mapping[str, Value],
 ) -> PlannedReminder:
     due = due.astimezone(UTC)
+    tr = translator(profile.language)
+    shown = render.shown(values, tr, profile.zone)
+    title = fill(tr.text(step.title), shown)
+    message = fill(tr.text(step.message), shown)
+    built_in = _built_in(step)
+    speech = spoken.speech(
+        step.kind,
+        title=title,
+        message=message,
+        values=render.heard(values, tr, profile.zone, due) if built_in else {},
+        tr=tr,
+        built_in=built_in,
+    )
     return PlannedReminder(
         id=rid,
         session_id=session_id,
         profile=profile.name,
         kind=step.kind,
-        title=fill(step.title, values),
-        message=fill(step.message, values),
+        title=title,
+        message=message,
         severity=step.severity,
         channels=step.channels,
         needs_ack=step.needs_ack,
         due_at=due,
         expires_at=due + step.expires_after if step.expires_after is not None else None,
         escalation=step.escalation,
+        speech=speech,
     )
+
+
+def _built_in(step: Step) -> bool:
+    """Whether ``step`` still says what the built-in protocol says (its voice text fits)."""
+    default = _DEFAULT_STEPS.get(step.kind)
+    return default is not None and (default.title, default.message) == (step.title, step.message)
 
 
 def _end(session: Session) -> datetime:

@@ -31,6 +31,7 @@ from needlecare.domain.protocol_steps import (
     reject_unquoted_time,
     seconds_from_text,
 )
+from needlecare.i18n import LocalText, LocalTitle
 
 __all__ = [
     "GUARD_STEPS",
@@ -187,9 +188,11 @@ class StepOverride(BaseModel):
         default=None, ge=0, le=366, description="Days after the session end's local date."
     )
     at: time | None = Field(default=None, description='Local time of day with day, "HH:MM".')
-    title: str | None = Field(default=None, min_length=1, max_length=200, description="Headline.")
-    message: str | None = Field(
-        default=None, min_length=1, max_length=2000, description="Body, with placeholders."
+    title: LocalTitle | None = Field(
+        default=None, description="Headline: one text, or one per language ({en: .., de: ..})."
+    )
+    message: LocalText | None = Field(
+        default=None, description="Body, with placeholders; one text, or one per language."
     )
     severity: Severity | None = Field(default=None, description="info, warning or critical.")
     channels: Channels | None = Field(default=None, min_length=1, description="Delivery channels.")

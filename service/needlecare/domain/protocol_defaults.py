@@ -2,7 +2,11 @@
 
 Placeholders in messages are filled by planning with local, human-readable times:
 {profile}, {until}, {window_start}, {window_end}, {product}, {ingredients},
-{depth}, {limit}, {redness}, {day}, {missed}.
+{depth}, {limit}, {redness}, {day}, {missed}, {count}.
+
+Titles and messages are English gettext message ids (``N_`` marks them for
+extraction): planning shows them in the profile's language. What each step says
+to a voice is in :mod:`needlecare.i18n.spoken`.
 """
 
 from datetime import time, timedelta
@@ -10,6 +14,7 @@ from types import MappingProxyType
 from typing import Final
 
 from needlecare.domain.protocol_steps import Channel, Escalation, Severity, Step
+from needlecare.i18n import N_
 
 MIRROR, DASHBOARD, MOBILE, VOICE = Channel.MIRROR, Channel.DASHBOARD, Channel.MOBILE, Channel.VOICE
 INFO, WARNING = Severity.INFO, Severity.WARNING
@@ -59,9 +64,11 @@ _PLAN: Final[tuple[Step, ...]] = (
     Step(
         kind="soothe",
         offset=timedelta(0),
-        title="Soothe your skin",
-        message="Your skin is sensitive now. Apply a soothing serum or cream to calm it "
-        "and lock in moisture.",
+        title=N_("Soothe your skin"),
+        message=N_(
+            "Your skin is sensitive now. Apply a soothing serum or cream to calm it "
+            "and lock in moisture."
+        ),
         severity=WARNING,
         channels=(MIRROR, DASHBOARD),
         needs_ack=True,
@@ -74,9 +81,11 @@ _PLAN: Final[tuple[Step, ...]] = (
     Step(
         kind="serum_window",
         offset=timedelta(minutes=30),
-        title="Serum time",
-        message="Your skin absorbs products better right now: hyaluronic acid, peptides "
-        "and antioxidants work well.",
+        title=N_("Serum time"),
+        message=N_(
+            "Your skin absorbs products better right now: hyaluronic acid, peptides "
+            "and antioxidants work well."
+        ),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=2),
         source=_ABSORB,
@@ -84,16 +93,16 @@ _PLAN: Final[tuple[Step, ...]] = (
     Step(
         kind="actives_pause",
         offset=timedelta(0),
-        title="Pause actives",
-        message="No retinoids or exfoliants until {until}.",
+        title=N_("Pause actives"),
+        message=N_("No retinoids or exfoliants until {until}."),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=12),
         source=_ACTIVES,
     ),
     Step(
         kind="actives_resume",
-        title="Actives allowed again",
-        message="The pause is over: retinoids and exfoliants are fine again.",
+        title=N_("Actives allowed again"),
+        message=N_("The pause is over: retinoids and exfoliants are fine again."),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=12),
         source=_ACTIVES,
@@ -102,9 +111,11 @@ _PLAN: Final[tuple[Step, ...]] = (
         kind="window_open",
         day=28,
         at=EVENING,
-        title="Next session window open",
-        message="Your next session is due between {window_start} and {window_end}. "
-        "Start with skin that is clean and free of makeup.",
+        title=N_("Next session window open"),
+        message=N_(
+            "Your next session is due between {window_start} and {window_end}. "
+            "Start with skin that is clean and free of makeup."
+        ),
         channels=(MIRROR, DASHBOARD, MOBILE),
         source=f"{_REPEAT}; {_CLEAN}",
     ),
@@ -112,8 +123,8 @@ _PLAN: Final[tuple[Step, ...]] = (
         kind="overdue",
         day=42,
         at=EVENING,
-        title="Session overdue",
-        message="The 4-6 week window closed on {window_end}. Plan your next session.",
+        title=N_("Session overdue"),
+        message=N_("The 4-6 week window closed on {window_end}. Plan your next session."),
         severity=WARNING,
         channels=(MIRROR, DASHBOARD, MOBILE),
         source=_REPEAT,
@@ -124,8 +135,8 @@ _PLAN: Final[tuple[Step, ...]] = (
 _GUARDS: Final[tuple[Step, ...]] = (
     Step(
         kind="too_soon",
-        title="Too soon for another session",
-        message="Your skin is still recovering; the next session window opens {window_start}.",
+        title=N_("Too soon for another session"),
+        message=N_("Your skin is still recovering; the next session window opens {window_start}."),
         severity=WARNING,
         channels=(MIRROR, VOICE),
         expires_after=timedelta(hours=2),
@@ -133,9 +144,11 @@ _GUARDS: Final[tuple[Step, ...]] = (
     ),
     Step(
         kind="depth_limit",
-        title="Needle depth above the device limit",
-        message="{depth} mm is deeper than this device allows ({limit} mm). Follow the "
-        "manufacturer's instructions.",
+        title=N_("Needle depth above the device limit"),
+        message=N_(
+            "{depth} mm is deeper than this device allows ({limit} mm). Follow the "
+            "manufacturer's instructions."
+        ),
         severity=WARNING,
         channels=(MIRROR, VOICE),
         expires_after=timedelta(hours=2),
@@ -143,8 +156,8 @@ _GUARDS: Final[tuple[Step, ...]] = (
     ),
     Step(
         kind="restricted_product",
-        title="Avoid {product} for now",
-        message="{product} contains {ingredients}; avoid them until {until}.",
+        title=N_("Avoid {product} for now"),
+        message=N_("{product} contains {ingredients}; avoid them until {until}."),
         severity=WARNING,
         channels=(MIRROR, DASHBOARD, VOICE),
         expires_after=timedelta(hours=4),
@@ -152,25 +165,27 @@ _GUARDS: Final[tuple[Step, ...]] = (
     ),
     Step(
         kind="redness_advice",
-        title="Skin still red",
-        message="Redness is still {redness}/100 on day {day}. Keep soothing and "
-        "moisturising; if it persists, ask a professional.",
+        title=N_("Skin still red"),
+        message=N_(
+            "Redness is still {redness}/100 on day {day}. Keep soothing and "
+            "moisturising; if it persists, ask a professional."
+        ),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=12),
         source=_SOOTHE,
     ),
     Step(
         kind="cleanse_first",
-        title="Cleanse first",
-        message="Start with skin that is clean and free of makeup.",
+        title=N_("Cleanse first"),
+        message=N_("Start with skin that is clean and free of makeup."),
         channels=(MIRROR,),
         expires_after=timedelta(minutes=30),
         source=_CLEAN,
     ),
     Step(
         kind="missed_summary",
-        title="Missed reminders",
-        message="{missed}",
+        title=N_("Missed reminders"),
+        message=N_("{missed}"),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=12),
         source="reminders due while the daemon was down are summarised once (PRODUCT §3)",

@@ -11,6 +11,8 @@ from typing import Final, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from needlecare.i18n import LocalText, LocalTitle
+
 PLAN_STEPS: Final = (
     "soothe",
     "serum_window",
@@ -120,11 +122,12 @@ class Step(BaseModel):
         default=None, ge=0, le=366, description="Days after the session end's local date."
     )
     at: time | None = Field(default=None, description='Local time of day with day, "HH:MM".')
-    title: str = Field(min_length=1, max_length=200, description="Short headline.")
-    message: str = Field(
-        min_length=1,
-        max_length=2000,
-        description="Body; placeholders like {until} or {window_start} are filled in.",
+    title: LocalTitle = Field(
+        description="Short headline: one text, or one per language ({en: ..., de: ...})."
+    )
+    message: LocalText = Field(
+        description="Body; placeholders like {until} or {window_start} are filled in. "
+        "One text, or one per language.",
     )
     severity: Severity = Field(default=Severity.INFO, description="info, warning or critical.")
     channels: Channels = Field(min_length=1, description="Where the prompt is delivered.")

@@ -5,7 +5,7 @@ Statuses (PRODUCT §5): pending, sent, late, acked, snoozed, missed, cancelled.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -55,6 +55,9 @@ class Reminder:
     escalation_level: int = 0
     next_check_at: datetime | None = None
     rounds: int = 0
+    # The voice text of a fresh plan (see PlannedReminder.speech); not stored, so a
+    # reminder read back from the store has "" and its voice falls back to title and message.
+    speech: str = field(default="", compare=False)
 
     def is_open(self, now: datetime) -> bool:
         """Shown to the user and not yet answered or expired."""
@@ -88,6 +91,7 @@ def from_plan(planned: PlannedReminder, now: datetime) -> Reminder:
         planned_at=planned.due_at,
         created_at=now,
         expires_at=planned.expires_at,
+        speech=planned.speech,
     )
 
 
@@ -110,6 +114,7 @@ def replanned(current: Reminder, planned: PlannedReminder) -> Reminder | None:
         due_at=planned.due_at,
         planned_at=planned.due_at,
         expires_at=planned.expires_at,
+        speech=planned.speech,
     )
     return None if updated == current else updated
 

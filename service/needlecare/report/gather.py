@@ -14,6 +14,7 @@ from needlecare.domain.protocol import CareProtocol, build_protocols
 from needlecare.domain.records import ProductRecord, SkinCheckRecord
 from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
+from needlecare.i18n import Translator, translator
 from needlecare.report.data import (
     ProductView,
     RednessSeries,
@@ -60,6 +61,12 @@ class Report:
     redness: tuple[RednessSeries, ...]
     checks_before_any_session: int
     products: tuple[ProductView, ...]
+    language: str = "en"
+
+    @property
+    def tr(self) -> Translator:
+        """The words and formats of the profile's language."""
+        return translator(self.language)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +88,7 @@ def gather(source: ReportSource, config: NeedlecareConfig, profile: str, now: da
         settings.display_name or profile,
         zone,
         QuietWindow(settings.quiet_hours.start, settings.quiet_hours.end),
+        settings.language,
     )
     return Report(
         profile=profile,
@@ -95,6 +103,7 @@ def gather(source: ReportSource, config: NeedlecareConfig, profile: str, now: da
         redness=redness,
         checks_before_any_session=len(checks) - sum(len(s.points) for s in redness),
         products=product_views(views, source.products(profile), protocols),
+        language=settings.language,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Final
 
 from needlecare.cli.protocol_doc import NOT_MEDICAL_ADVICE
 from needlecare.domain.profile_state import ProfileState
+from needlecare.i18n import N_
 from needlecare.report.gather import Report
 from needlecare.report.sections import (
     products_section,
@@ -61,15 +62,16 @@ footer { margin-top: 40px; color: var(--muted); font-size: 0.85rem; }
 """
 
 _STATUS_TEXT: Final = {
-    "recovering": "Recovering: inside the actives pause",
-    "resting": "Resting: waiting for the next-session window",
-    "due": "Due: the next-session window is open",
-    "overdue": "Overdue: the next-session window has closed",
+    "recovering": N_("Recovering: inside the actives pause"),
+    "resting": N_("Resting: waiting for the next-session window"),
+    "due": N_("Due: the next-session window is open"),
+    "overdue": N_("Overdue: the next-session window has closed"),
 }
 
 
 def render_html(report: Report) -> str:
-    """The report of ``report`` as a complete HTML document."""
+    """The report of ``report`` as a complete HTML document, in the profile's language."""
+    tr = report.tr
     parts = [
         _header(report),
         _status(report),
@@ -77,12 +79,16 @@ def render_html(report: Report) -> str:
         reminders_section(report),
         redness_section(report),
         products_section(report),
-        "<footer>Made by <code>needlecare report</code> from the local journal. "
-        "All times are in the profile's time zone.</footer>",
+        "<footer>"
+        + tr.gettext(
+            "Made by {command} from the local journal. All times are in the profile's time zone.",
+            command="<code>needlecare report</code>",
+        )
+        + "</footer>",
     ]
-    title = esc(f"Needlecare report: {report.display_name}")
+    title = esc(tr.gettext("Needlecare report: {name}", name=report.display_name))
     return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<!DOCTYPE html>\n<html lang="{esc(report.language)}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
         + "\n".join(part for part in parts if part)
@@ -91,44 +97,71 @@ def render_html(report: Report) -> str:
 
 
 def _header(report: Report) -> str:
+    tr = report.tr
     name = esc(report.display_name)
     profile = "" if report.display_name == report.profile else f" ({esc(report.profile)})"
+    heading = tr.gettext("Needlecare report: {name}", name=name)
     return (
-        f"<header>\n<h1>Needlecare report: {name}</h1>\n"
+        f"<header>\n<h1>{heading}</h1>\n"
         '<dl class="meta">\n'
-        f"<dt>Profile</dt><dd>{name}{profile}</dd>\n"
-        f"<dt>Time zone</dt><dd>{esc(report.zone.key)}</dd>\n"
-        f"<dt>Generated at</dt><dd>{local(report.now, report.zone)}</dd>\n"
+        f"<dt>{esc(tr.gettext('Profile'))}</dt><dd>{name}{profile}</dd>\n"
+        f"<dt>{esc(tr.gettext('Time zone'))}</dt><dd>{esc(report.zone.key)}</dd>\n"
+        f"<dt>{esc(tr.gettext('Generated at'))}</dt><dd>{local(report.now, report.zone, tr)}</dd>\n"
         "</dl>\n"
-        f'<p class="disclaimer">{markdown_inline(NOT_MEDICAL_ADVICE)}</p>\n</header>'
+        f'<p class="disclaimer">{markdown_inline(tr.gettext(NOT_MEDICAL_ADVICE))}</p>\n</header>'
     )
 
 
 def _status(report: Report) -> str:
+    tr = report.tr
     if report.empty:
-        return (
-            '<section id="status">\n<p class="empty status-line">Nothing recorded for this '
-            "profile yet: no sessions, reminders, skin checks or products.</p>\n</section>"
+        text = tr.gettext(
+            "Nothing recorded for this profile yet: no sessions, reminders, skin checks or "
+            "products."
         )
+        return f'<section id="status">\n<p class="empty status-line">{esc(text)}</p>\n</section>'
     return f'<section id="status">\n{_state_lines(report.state, report)}\n</section>'
 
 
 def _state_lines(state: ProfileState, report: Report) -> str:
+    tr = report.tr
     if state.status == "no_history":
-        return '<p class="status-line">No treated session yet.</p>'
+        return f'<p class="status-line">{esc(tr.gettext("No treated session yet."))}</p>'
     zone = report.zone
     lines = [
-        f"<strong>{esc(_STATUS_TEXT[state.status])}</strong>",
-        f"last session ended {local(state.last_session_at, zone)}"
-        f" (recovery day {esc(state.recovery_day)})",
+        f"<strong>{esc(tr.gettext(_STATUS_TEXT[state.status]))}</strong>",
+        tr.gettext(
+            "last session ended {when} (recovery day {day})",
+            when=local(state.last_session_at, zone, tr),
+            day=esc(state.recovery_day),
+        ),
     ]
     for restriction in state.restrictions:
-        classes = esc(", ".join(restriction.ingredients))
-        lines.append(f"no {classes} until {local(restriction.until, zone)}")
+        classes = esc(tr.join(tr.ingredient(name) for name in restriction.ingredients))
+        lines.append(
+            tr.gettext(
+                "no {ingredients} until {when}",
+                ingredients=classes,
+                when=local(restriction.until, zone, tr),
+            )
+        )
     lines.append(
-        f"next-session window {local(state.next_window_start, zone)}"
-        f" to {local(state.next_window_end, zone)}"
+        tr.gettext(
+            "next-session window {start} to {end}",
+            start=local(state.next_window_start, zone, tr),
+            end=local(state.next_window_end, zone, tr),
+        )
     )
     if state.open_prompts:
-        lines.append(f"{len(state.open_prompts)} prompt(s) waiting for an answer")
-    return '<p class="status-line">' + "; ".join(lines) + ".</p>"
+        count = len(state.open_prompts)
+        lines.append(
+            tr.ngettext(
+                "{n} prompt waiting for an answer", "{n} prompts waiting for an answer", count
+            )
+        )
+    # Translators: separates the clauses of the report's status line.
+    separator = tr.gettext("; ")
+    # Translators: the status line's clauses, then its closing punctuation.
+    return (
+        '<p class="status-line">' + tr.gettext("{clauses}.", clauses=separator.join(lines)) + "</p>"
+    )

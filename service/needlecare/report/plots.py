@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from needlecare.domain.sessions import SessionStatus
+from needlecare.i18n import NP_, Translator
 from needlecare.report.data import OUTCOMES, RednessSeries, SessionView
 from needlecare.report.gather import Report
 from needlecare.report.svg import inline_svg, new_figure, styled
@@ -39,11 +40,20 @@ OUTCOME_COLORS: Final = {
 SERIES_COLORS: Final = (
     "#1f6fb4", "#e67e22", "#2e8b57", "#7b3fa0", "#8c564b", "#d63384", "#17becf", "#6b7280",
 )  # fmt: skip
+# Legend names of the outcomes, as the report's reminder table heads them.
+OUTCOME_LABELS: Final = {
+    "on time": NP_("column", "on time"),
+    "late": NP_("column", "late"),
+    "missed": NP_("column", "missed"),
+    "snoozed": NP_("column", "snoozed"),
+    "cancelled": NP_("column", "cancelled"),
+    "pending": NP_("column", "pending"),
+}
 _DARK_TEXT: Final = frozenset({"late", "cancelled", "pending"})
 _NOTES: Final = {
-    SessionStatus.ABORTED: "aborted",
-    SessionStatus.END_INFERRED: "end inferred",
-    SessionStatus.OPEN: "open",
+    SessionStatus.ABORTED: NP_("plot", "aborted"),
+    SessionStatus.END_INFERRED: NP_("plot", "end inferred"),
+    SessionStatus.OPEN: NP_("plot", "open"),
 }
 _MARGIN: Final = timedelta(days=7)
 
@@ -51,7 +61,9 @@ _MARGIN: Final = timedelta(days=7)
 def session_label(view: SessionView, report: Report) -> str:
     """A session as the plots name it: its local date, and the setting when professional."""
     day = f"{view.at.astimezone(report.zone):%Y-%m-%d}"
-    return f"{day} (professional)" if view.session.setting == "professional" else day
+    if view.session.setting == "professional":
+        return report.tr.gettext("{day} (professional)", day=day)
+    return day
 
 
 def timeline_svg(report: Report) -> str | None:
@@ -63,17 +75,18 @@ def timeline_svg(report: Report) -> str | None:
         figure = new_figure(10, 1.7 + 0.45 * len(views))
         axes = figure.add_subplot()
         for row, view in enumerate(views):
-            _draw_session(axes, row, view)
+            _draw_session(axes, row, view, report.tr)
         _timeline_axes(axes, views, report)
-        figure.legend(handles=_timeline_legend(), loc="outside lower center", ncol=4, frameon=False)
-        return inline_svg(figure, "timeline", "Session timeline")
+        legend = _timeline_legend(report.tr)
+        figure.legend(handles=legend, loc="outside lower center", ncol=4, frameon=False)
+        return inline_svg(figure, "timeline", report.tr.gettext("Session timeline"))
 
 
 def _num(moment: datetime) -> float:
     return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]
 
 
-def _draw_session(axes: Axes, row: int, view: SessionView) -> None:
+def _draw_session(axes: Axes, row: int, view: SessionView, tr: Translator) -> None:
     if view.pause_end is not None and view.window is not None:
         start, end = _num(view.end), _num(view.pause_end)
         opens, closes = (_num(edge) for edge in view.window)
@@ -84,7 +97,8 @@ def _draw_session(axes: Axes, row: int, view: SessionView) -> None:
     axes.plot([x], [row], linestyle="none", zorder=3, **_marker(view))
     if view.session.status is SessionStatus.ABORTED:
         axes.plot([x], [row], linestyle="none", marker="x", color=ALERT, ms=11, mew=2, zorder=4)
-    note = _NOTES.get(view.session.status)
+    status = view.session.status
+    note = tr.pgettext("plot", _NOTES[status]) if status in _NOTES else None
     if note is not None:
         # On a white ground, so the "now" line or a band never runs through the words.
         axes.annotate(
@@ -95,7 +109,7 @@ def _draw_session(axes: Axes, row: int, view: SessionView) -> None:
             ha="center",
             va="bottom",
             fontsize=8,
-            color=ALERT if note == "aborted" else MUTED,
+            color=ALERT if status is SessionStatus.ABORTED else MUTED,
             bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
             zorder=5,
         )
@@ -121,7 +135,7 @@ def _timeline_axes(axes: Axes, views: Sequence[SessionView], report: Report) -> 
         high = max(high, report.now + _MARGIN)
         axes.axvline(_num(report.now), color=MUTED, linestyle=":", linewidth=1.2, zorder=0)
         axes.annotate(
-            "now",
+            report.tr.gettext("now"),
             (_num(report.now), 1.0),
             xycoords=("data", "axes fraction"),
             xytext=(3, -2),
@@ -136,7 +150,8 @@ def _timeline_axes(axes: Axes, views: Sequence[SessionView], report: Report) -> 
     axes.set_yticks(range(len(views)), [session_label(view, report) for view in views])
     axes.set_ylim(len(views) - 0.4, -0.8)
     axes.grid(axis="x", color="#e5e7eb", zorder=0)
-    axes.set_title(f"Sessions and their recovery (dates in {report.zone.key})", loc="left")
+    title = report.tr.gettext("Sessions and their recovery (dates in {zone})", zone=report.zone.key)
+    axes.set_title(title, loc="left")
 
 
 def _date_ticks(axes: Axes, zone: ZoneInfo) -> None:
@@ -151,17 +166,17 @@ def _date_ticks(axes: Axes, zone: ZoneInfo) -> None:
     axes.xaxis.set_major_formatter(formatter)
 
 
-def _timeline_legend() -> list[Any]:
+def _timeline_legend(tr: Translator) -> list[Any]:
     def dot(label: str, **style: Any) -> Line2D:
         return Line2D([], [], linestyle="none", ms=8, mew=2, label=label, **style)
 
     return [
-        dot("home session", marker="o", color=HOME),
-        dot("professional session", marker="D", color=PROFESSIONAL),
-        dot("end inferred (hollow)", marker="o", color=MUTED, markerfacecolor="white"),
-        dot("aborted", marker="x", color=ALERT),
-        Patch(facecolor=PAUSE, label="actives pause"),
-        Patch(facecolor=WINDOW, label="next-session window"),
+        dot(tr.gettext("home session"), marker="o", color=HOME),
+        dot(tr.gettext("professional session"), marker="D", color=PROFESSIONAL),
+        dot(tr.gettext("end inferred (hollow)"), marker="o", color=MUTED, markerfacecolor="white"),
+        dot(tr.pgettext("plot", "aborted"), marker="x", color=ALERT),
+        Patch(facecolor=PAUSE, label=tr.gettext("actives pause")),
+        Patch(facecolor=WINDOW, label=tr.gettext("next-session window")),
     ]
 
 
@@ -184,7 +199,7 @@ def reminders_svg(report: Report) -> str | None:
                 values,
                 left=left,
                 height=0.6,
-                label=name,
+                label=report.tr.pgettext("column", OUTCOME_LABELS[name]),
                 color=OUTCOME_COLORS[name],
                 edgecolor="white",
             )
@@ -195,10 +210,10 @@ def reminders_svg(report: Report) -> str | None:
         axes.set_yticks(positions, [tally.kind for tally in rows])
         axes.invert_yaxis()
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_xlabel("reminders")
-        axes.set_title("Reminders by kind and outcome", loc="left")
+        axes.set_xlabel(report.tr.gettext("reminders"))
+        axes.set_title(report.tr.gettext("Reminders by kind and outcome"), loc="left")
         figure.legend(loc="outside lower center", ncol=len(OUTCOMES), frameon=False)
-        return inline_svg(figure, "reminders", "Reminder outcomes per kind")
+        return inline_svg(figure, "reminders", report.tr.gettext("Reminder outcomes per kind"))
 
 
 def redness_svg(report: Report) -> str | None:
@@ -218,15 +233,19 @@ def redness_svg(report: Report) -> str | None:
                 color=ALERT,
                 linestyle=(0, (5, 4)),
                 linewidth=1.2,
-                label=f"redness threshold ({threshold})",
+                label=report.tr.gettext("redness threshold ({threshold})", threshold=threshold),
+            )
+            advice = report.tr.gettext(
+                "advice: from day {day} at {threshold} or more", day=after_day, threshold=threshold
             )
             axes.axvspan(
                 after_day, right, ymin=threshold / 100, ymax=1, color=ALERT, alpha=0.08, lw=0,
-                label=f"advice: from day {after_day} at {threshold}+",
+                label=advice,
             )  # fmt: skip
         axes.set_xlim(-0.5, right)
-        _redness_axes(axes)
-        return inline_svg(figure, "redness", "Redness over recovery days per session")
+        _redness_axes(axes, report.tr)
+        title = report.tr.gettext("Redness over recovery days per session")
+        return inline_svg(figure, "redness", title)
 
 
 def _redness_line(axes: Axes, series: RednessSeries, color: str, report: Report) -> None:
@@ -240,11 +259,11 @@ def _redness_line(axes: Axes, series: RednessSeries, color: str, report: Report)
     )
 
 
-def _redness_axes(axes: Axes) -> None:
+def _redness_axes(axes: Axes, tr: Translator) -> None:
     axes.set_ylim(0, 100)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("recovery day (local calendar days since the session)")
-    axes.set_ylabel("redness (0-100)")
+    axes.set_xlabel(tr.gettext("recovery day (local calendar days since the session)"))
+    axes.set_ylabel(tr.gettext("redness (0-100)"))
     axes.grid(color="#e5e7eb")
-    axes.set_title("Skin-check redness over the recovery", loc="left")
+    axes.set_title(tr.gettext("Skin-check redness over the recovery"), loc="left")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

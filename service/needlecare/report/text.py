@@ -11,9 +11,13 @@ from html import escape
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
+
 from needlecare.domain.sessions import Session
+from needlecare.i18n import Translator, translator
 
 NONE: Final = "&ndash;"
+ENGLISH: Final = translator("en")
 _BOLD: Final = re.compile(r"\*\*(.+?)\*\*")
 _CODE: Final = re.compile(r"`([^`]+)`")
 
@@ -29,13 +33,21 @@ def markdown_inline(text: str) -> str:
     return _CODE.sub(r"<code>\1</code>", html)
 
 
-def local(moment: datetime | None, zone: ZoneInfo) -> str:
-    """``moment`` as the profile's wall clock, e.g. ``2026-03-01 20:15 CET``."""
+def local(moment: datetime | None, zone: ZoneInfo, tr: Translator = ENGLISH) -> str:
+    """``moment`` as the profile's wall clock, e.g. ``2026-03-01 20:15 CET``.
+
+    Numeric ISO dates read the same in every supported language; the zone's name
+    (needed in the repeated hour of a DST change) is the tz database's abbreviation
+    in English and Babel's in the other languages (``MESZ``, ``+0200``).
+    """
     if moment is None:
         return NONE
     shown = moment.astimezone(zone)
     instant = moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = f"{shown:%Y-%m-%d %H:%M} {shown.tzname()}"
+    if tr.language == "en":
+        text = f"{shown:%Y-%m-%d %H:%M} {shown.tzname()}"
+    else:
+        text = format_datetime(shown, "yyyy-MM-dd HH:mm z", tzinfo=zone, locale=tr.locale)
     return f'<time datetime="{esc(instant)}">{esc(text)}</time>'
 
 
@@ -44,16 +56,19 @@ def local_day(moment: datetime, zone: ZoneInfo) -> str:
     return f"{moment.astimezone(zone):%Y-%m-%d}"
 
 
-def session_length(session: Session) -> str:
+def session_length(session: Session, tr: Translator = ENGLISH) -> str:
     """How long the needle was on the skin: the reported duration, else end minus start."""
     seconds = session.duration_s
     if seconds is None and session.started_at is not None and session.ended_at is not None:
         seconds = int((session.ended_at - session.started_at).total_seconds())
-    return NONE if seconds is None else esc(span(timedelta(seconds=seconds)))
+    return NONE if seconds is None else esc(span(timedelta(seconds=seconds), tr))
 
 
-def span(delta: timedelta) -> str:
-    """A duration as people say it: ``45 s``, ``15 min``, ``1 h 5 min``, ``3 days``."""
+def span(delta: timedelta, tr: Translator = ENGLISH) -> str:
+    """A duration as people say it: ``45 s``, ``15 min``, ``1 h 5 min``, ``3 days``.
+
+    s, min and h are unit symbols in every supported language; days are words.
+    """
     seconds = int(delta.total_seconds())
     if seconds < 60:
         return f"{seconds} s"
@@ -63,7 +78,7 @@ def span(delta: timedelta) -> str:
     hours, rest = divmod(minutes, 60)
     if hours < 48:
         return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{hours // 24} days"
+    return tr.ngettext("{n} day", "{n} days", hours // 24)
 
 
 def table(
