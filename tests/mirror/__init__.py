@@ -1,0 +1,1 @@
+"""MMM-Needlecare, Needlecare's MagicMirror² module, tested on a real MagicMirror."""
