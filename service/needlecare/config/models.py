@@ -130,7 +130,6 @@ class StoreConfig(BaseModel):
     )
 
 
-ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 class RetentionConfig(BaseModel):
     """Section ``retention``: what the store forgets, so it stops growing.
 
@@ -166,7 +165,7 @@ class RetentionConfig(BaseModel):
         description="Seconds between purge rounds when nothing is left to purge.",
     )
     heartbeat_hold_s: float = Field(
-        default=60.0,
+        default=120.0,
         ge=0,
         le=600,
         description="A heartbeat that changes nothing else waits up to this long to share "
@@ -174,6 +173,7 @@ class RetentionConfig(BaseModel):
     )
 
 
+ServiceName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 EntityId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")]
 
 
@@ -425,14 +425,14 @@ class NeedlecareConfig(BaseSettings):
 
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="The SQLite store.")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="What the store forgets, and when."
+    )
     homeassistant: HomeAssistantConfig | None = Field(
         default=None, description="Home Assistant REST API; None uses MQTT channels only."
     )
     profiles: dict[Slug, ProfileConfig] = Field(
         default_factory=dict, description="People, keyed by profile id."
-    )
-    retention: RetentionConfig = Field(
-        default_factory=RetentionConfig, description="What the store forgets, and when."
     )
     devices: dict[Slug, DeviceConfig] = Field(
         default_factory=dict, description="Pens, keyed by device id."
