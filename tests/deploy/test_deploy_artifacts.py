@@ -28,8 +28,8 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from needlecare.app.discovery import profile_entities
-from needlecare.app.notifications import notification_json
 from needlecare.config import NeedlecareConfig, load_config
-from needlecare.domain.events import MIRROR_EVENTS, MirrorAck, MirrorSnooze
-from needlecare.domain.protocol import Channel, Severity
-from needlecare.domain.reminders import Reminder, ReminderStatus
 from needlecare.domain.slugs import SLUG_PATTERN
 from needlecare.domain.topics import Topics
 from needlecare_integrations.broker import port_in_use
@@ -60,7 +56,6 @@ UNIT = DEPLOY / "systemd" / "needlecare.service"
 MOSQUITTO_DROP_IN = DEPLOY / "mosquitto" / "mosquitto.conf"
 MOSQUITTO_COMPOSE = DEPLOY / "compose" / "mosquitto.conf"
 ADDON = DEPLOY / "homeassistant-addon" / "needlecare"
-MAGICMIRROR = DEPLOY / "magicmirror"
 CARD = DEPLOY / "lovelace" / "needlecare-card.yaml"
 TIMEOUT = 10.0
 
@@ -747,173 +742,6 @@ def test_mosquitto_config_runs_and_keeps_queued_messages_across_a_restart(
         assert resumed.session_present
         got = resumed.received.wait_for_count(3)
         assert [b"event 0", b"event 1", b"event 2"] == [m.payload for m in got]
-
-
-# --- MagicMirror -------------------------------------------------------------------
-
-# Applies the dictionaries the way MMM-MQTTbridge (MMM-MQTTbridge.js, mqttToNoti and
-# notiToMqtt) does: valueFormat as eval(eval("`" + valueFormat + "`")) with the value
-# in scope, notiPayload / mqttMsgPayload absent meaning "the value", and values sent to
-# MQTT as JSON (the bridge's default stringifyPayload).
-BRIDGE_EMULATION = r"""
-const dir = process.argv[1];
-const { mqttHook, mqttNotiCommands } = require(dir + "/mqttDictionary.js");
-const { notiHook, notiMqttCommands } = require(dir + "/notiDictionary.js");
-const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
-
-function format(valueFormat, value) {
-  return eval(eval("`" + valueFormat + "`"));
-}
-
-const notifications = [];
-for (const hook of mqttHook.filter((h) => h.mqttTopic === input.topic)) {
-  for (const entry of hook.mqttPayload) {
-    let value = input.payload;
-    if (entry.valueFormat !== undefined) value = format(entry.valueFormat, value);
-    if (entry.payloadValue !== undefined && entry.payloadValue != value) continue;
-    for (const id of entry.mqttNotiCmd || []) {
-      for (const cmd of mqttNotiCommands.filter((c) => c.commandId === id)) {
-        const payload = cmd.notiPayload === undefined ? value : cmd.notiPayload;
-        notifications.push({ notification: cmd.notiID, payload, qos: hook.qos });
-      }
-    }
-  }
-}
-
-const published = [];
-for (const press of input.presses) {
-  for (const hook of notiHook.filter((h) => h.notiId === press.notification)) {
-    for (const entry of hook.notiPayload) {
-      let value = press.payload;
-      if (entry.valueFormat !== undefined) value = format(entry.valueFormat, value);
-      if (entry.payloadValue !== undefined &&
-          JSON.stringify(entry.payloadValue) !== JSON.stringify(value)) continue;
-      for (const id of entry.notiMqttCmd || []) {
-        for (const cmd of notiMqttCommands.filter((c) => c.commandId === id)) {
-          const body = cmd.mqttMsgPayload === undefined ? value : cmd.mqttMsgPayload;
-          published.push({ topic: cmd.mqttTopic, payload: JSON.stringify(body), qos: cmd.qos,
-                           retain: cmd.retain });
-        }
-      }
-    }
-  }
-}
-console.log(JSON.stringify({ notifications, published }));
-"""
-
-
-def node() -> str:
-    return ensure_program("node", "nodejs")
-
-
-def test_magicmirror_dictionaries_are_valid_javascript() -> None:
-    """``node --check`` accepts both dictionaries, and each loads with the exports the
-    bridge's node_helper requires."""
-    for name in ("mqttDictionary.js", "notiDictionary.js"):
-        subprocess.run([node(), "--check", str(MAGICMIRROR / name)], check=True, timeout=30)
-    script = (
-        "const m = require(process.argv[1] + '/mqttDictionary.js');"
-        "const n = require(process.argv[1] + '/notiDictionary.js');"
-        "console.log(JSON.stringify([Object.keys(m), Object.keys(n)]));"
-    )
-    result = subprocess.run(
-        [node(), "-e", script, str(MAGICMIRROR)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    assert [["mqttHook", "mqttNotiCommands"], ["notiHook", "notiMqttCommands"]] == json.loads(
-        result.stdout
-    )
-
-
-def sample_reminder(*, expires: bool) -> Reminder:
-    due = datetime(2026, 3, 1, 19, 15, tzinfo=UTC)
-    return Reminder(
-        id="rem_4ae3883536309310",
-        session_id="ses_1",
-        profile="alice",
-        kind="soothe",
-        title="Soothe your skin",
-        message='Your skin is sensitive now. Apply a soothing serum — "gently".',
-        severity=Severity.WARNING,
-        channels=(Channel.MIRROR,),
-        needs_ack=True,
-        escalation=(),
-        status=ReminderStatus.SENT,
-        due_at=due,
-        planned_at=due,
-        created_at=due,
-        delivered_at=due,
-        expires_at=due + timedelta(hours=2) if expires else None,
-    )
-
-
-@pytest.mark.parametrize("expires", [True, False], ids=["with-timer", "until-acked"])
-def test_magicmirror_notify_becomes_show_alert_and_presses_become_mirror_events(
-    expires: bool,
-) -> None:
-    """A real notification on needlecare/mirror/hallway/notify becomes SHOW_ALERT with its
-    title, message and timer; NEEDLECARE_ACK and NEEDLECARE_SNOOZE become JSON on
-    needlecare/mirror/hallway/event that Needlecare's mirror-event schema accepts, each
-    with its own event_id.
-    """
-    topics = Topics()
-    reminder = sample_reminder(expires=expires)
-    payload = notification_json(reminder)
-    presses = [
-        {
-            "notification": "NEEDLECARE_ACK",
-            "payload": {"reminder_id": reminder.id, "profile": "alice"},
-        },
-        {"notification": "NEEDLECARE_ACK", "payload": {"reminder_id": reminder.id}},
-        {
-            "notification": "NEEDLECARE_SNOOZE",
-            "payload": {"reminder_id": reminder.id, "minutes": 15},
-        },
-        {"notification": "NEEDLECARE_SNOOZE", "payload": {"reminder_id": reminder.id}},
-        {"notification": "CLOCK_MINUTE", "payload": 5},
-    ]
-    result = subprocess.run(
-        [node(), "-e", BRIDGE_EMULATION, str(MAGICMIRROR)],
-        input=json.dumps(
-            {"topic": topics.mirror_notify("hallway"), "payload": payload, "presses": presses}
-        ),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    )
-    out = json.loads(result.stdout)
-
-    shown = {n["notification"]: n for n in out["notifications"]}
-    assert {"SHOW_ALERT", "NEEDLECARE_PROMPT"} == shown.keys()
-    alert = shown["SHOW_ALERT"]["payload"]
-    body = json.loads(payload)
-    assert body["title"] == alert["title"]
-    assert body["message"] == alert["message"]
-    assert "alert" == alert["type"]  # a warning: the modal kind
-    if expires:
-        assert 2 * 3600 * 1000 == alert["timer"] == body["timer"]
-    else:
-        assert "timer" not in alert  # stays until acknowledged
-    assert body == shown["NEEDLECARE_PROMPT"]["payload"]
-    assert 1 == shown["SHOW_ALERT"]["qos"]
-
-    published = out["published"]
-    assert 4 == len(published)  # CLOCK_MINUTE is not forwarded
-    events = []
-    for message in published:
-        assert topics.mirror_event("hallway") == message["topic"]
-        assert 1 == message["qos"]
-        assert message["retain"] is False
-        events.append(MIRROR_EVENTS.validate_json(message["payload"]))
-    assert [MirrorAck, MirrorAck, MirrorSnooze, MirrorSnooze] == [type(e) for e in events]
-    assert {reminder.id} == {e.reminder_id for e in events}
-    assert ["alice", None] == [e.profile for e in events[:2]]
-    assert [15, 30] == [e.minutes for e in events[2:] if isinstance(e, MirrorSnooze)]
-    assert 4 == len({e.event_id for e in events})
 
 
 # --- Lovelace ----------------------------------------------------------------------
