@@ -26,7 +26,13 @@ from mirror.harness import (
 )
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonFactory
-from support.mosquitto import MqttClientFactory, free_ports, make_password_file, running_broker
+from support.mosquitto import (
+    MqttClientFactory,
+    TlsBroker,
+    free_ports,
+    make_password_file,
+    running_broker,
+)
 
 TESTS = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
@@ -42,6 +48,7 @@ PROFILES = {
     "alice": {"timezone": "Europe/Berlin", "display_name": "Alice", "quiet_hours": AWAKE},
     "bob": {"timezone": "America/New_York", "display_name": "Bob", "quiet_hours": AWAKE},
 }
+MIRRORS = {MIRROR_ID: {"profiles": ["alice", "bob"]}}
 
 
 def _run_setup(script: Path) -> str:
@@ -95,29 +102,60 @@ def stack(  # noqa: PLR0917 (pytest passes fixtures by name)
     daemon_factory: DaemonFactory,
     mqtt_client_factory: MqttClientFactory,
 ) -> Iterator[MirrorStack]:
-    """Broker, daemon, MagicMirror and a page on it, torn down in reverse order."""
+    """Broker with accounts, daemon, MagicMirror and a page on it, torn down in reverse."""
+    credentials = {"username": DAEMON_USER, "password": DAEMON_PASSWORD}
     daemon = daemon_factory(
-        auth_broker,
-        mqtt={"username": DAEMON_USER, "password": DAEMON_PASSWORD},
-        profiles=PROFILES,
-        mirrors={MIRROR_ID: {"profiles": ["alice", "bob"]}},
+        auth_broker, mqtt=credentials, profiles=PROFILES, mirrors=MIRRORS
     ).start()
-    (port,) = free_ports(1)
-    magicmirror = MagicMirror(mirror_install, tmp_path, port, module_config(auth_broker))
-    publisher = mqtt_client_factory(auth_broker, username=DAEMON_USER, password=DAEMON_PASSWORD)
+    publisher = mqtt_client_factory(auth_broker, **credentials)
+    magicmirror = MagicMirror(
+        mirror_install, tmp_path, free_ports(1)[0], module_config(auth_broker)
+    )
+    yield from _running(browser, MirrorStack(auth_broker, daemon, magicmirror, publisher))
+
+
+@pytest.fixture
+def tls_stack(  # noqa: PLR0917 (pytest passes fixtures by name)
+    tmp_path: Path,
+    mirror_install: Install,
+    browser: Browser,
+    mosquitto_tls: TlsBroker,
+    daemon_factory: DaemonFactory,
+    mqtt_client_factory: MqttClientFactory,
+) -> Iterator[MirrorStack]:
+    """The same with the module on the broker's TLS listener (mqtts://, a private CA and
+    a client certificate); the daemon uses the plain one."""
+    broker = mosquitto_tls.broker
+    daemon = daemon_factory(broker, profiles=PROFILES, mirrors=MIRRORS).start()
+    certs = mosquitto_tls.certs
+    module = {
+        **module_config(broker),
+        "broker": f"mqtts://localhost:{mosquitto_tls.tls_port}",
+        "username": None,
+        "password": None,
+        "ca": str(certs.ca_cert),
+        "cert": str(certs.client_cert),
+        "key": str(certs.client_key),
+    }
+    magicmirror = MagicMirror(mirror_install, tmp_path, free_ports(1)[0], module)
+    publisher = mqtt_client_factory(broker)
+    yield from _running(browser, MirrorStack(broker, daemon, magicmirror, publisher))
+
+
+def _running(browser: Browser, stack: MirrorStack) -> Iterator[MirrorStack]:
+    """Start MagicMirror, open a page that records console errors; close both after."""
     context = browser.new_context(viewport={"width": 1080, "height": 1200})
     try:
-        magicmirror.start()
-        page = context.new_page()
-        stack = MirrorStack(auth_broker, daemon, magicmirror, page, publisher)
-        page.on("console", lambda m: _note_error(stack, m))
-        page.on("pageerror", lambda error: stack.console_errors.append(f"page error: {error}"))
+        stack.magicmirror.start()
+        stack.page = context.new_page()
+        stack.page.on("console", lambda message: _note_error(stack, message))
+        stack.page.on("pageerror", lambda error: stack.console_errors.append(f"{error}"))
         stack.open_page()
         yield stack
     finally:
         context.close()
-        magicmirror.stop()
-        print(f"--- MagicMirror log:\n{magicmirror.log_text()[-6000:]}")
+        stack.magicmirror.stop()
+        print(f"--- MagicMirror log:\n{stack.magicmirror.log_text()[-6000:]}")
 
 
 def _note_error(stack: MirrorStack, message: ConsoleMessage) -> None:

@@ -146,8 +146,8 @@ class MirrorStack:
     broker: MosquittoBroker
     daemon: DaemonProcess
     magicmirror: MagicMirror
-    page: Page
     publisher: MqttConnection
+    page: Page = field(init=False)
     console_errors: list[str] = field(default_factory=list)
 
     def open_page(self) -> None:

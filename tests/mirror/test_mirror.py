@@ -346,3 +346,16 @@ class TestTheTruthAfterInterruptions:
         wait_gone(stack, soothe["id"], timeout=ANSWERED_WITHIN_S)
         wait_exactly_open(stack)
         assert_no_console_errors(stack)
+
+
+class TestTls:
+    def test_mqtts_with_a_private_ca_and_a_client_certificate(self, tls_stack: MirrorStack) -> None:
+        """With `mqtts://`, `ca`, `cert` and `key` the module connects over TLS, shows the
+        prompt and its Done acks it."""
+        treat(tls_stack, "alice")
+        soothe = wait_for_entry(tls_stack, "alice", "soothe")
+        close_alert(tls_stack)
+        entry(tls_stack.page, soothe["id"]).get_by_role("button", name="Done").click()
+        wait_gone(tls_stack, soothe["id"], timeout=10.0)
+        assert "acked" == status_of(tls_stack, soothe["id"])
+        assert_no_console_errors(tls_stack)

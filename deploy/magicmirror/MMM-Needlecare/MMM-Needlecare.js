@@ -16,7 +16,9 @@ Module.register("MMM-Needlecare", {
 		broker: "mqtt://localhost:1883",
 		username: null,
 		password: null,
-		ca: null, // path of a CA certificate file on the MagicMirror host, for mqtts://
+		ca: null, // for mqtts://: path of the CA certificate file on the MagicMirror host
+		cert: null, // for mqtts:// with client certificates: certificate file
+		key: null, // ... and its private key file
 		rejectUnauthorized: true,
 		baseTopic: "needlecare",
 		mirrorId: "mirror",

@@ -86,7 +86,11 @@ module.exports = NodeHelper.create({
 		};
 		if (config.username) options.username = String(config.username);
 		if (config.password) options.password = String(config.password);
+		// mqtts:// : files on the MagicMirror host (a private CA; a client certificate if
+		// the broker asks for one).
 		if (config.ca) options.ca = fs.readFileSync(config.ca);
+		if (config.cert) options.cert = fs.readFileSync(config.cert);
+		if (config.key) options.key = fs.readFileSync(config.key);
 		if (config.rejectUnauthorized === false) options.rejectUnauthorized = false;
 		return options;
 	},

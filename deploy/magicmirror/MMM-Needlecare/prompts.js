@@ -23,6 +23,8 @@
 		username: null,
 		password: null,
 		ca: null,
+		cert: null,
+		key: null,
 		rejectUnauthorized: true,
 		baseTopic: "needlecare",
 		mirrorId: "mirror",
