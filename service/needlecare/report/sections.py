@@ -111,7 +111,7 @@ def reminders_section(report: Report) -> str:
     )
     note = f'<p class="note">{esc(explained)}</p>'
     chart = _figure(reminders_svg(report), tr.gettext("Reminders per kind, by outcome."))
-    latest = f"<h3>{esc(tr.gettext('Latest reminders'))}</h3>"
+    latest = "<h3>" + esc(tr.gettext("Latest reminders")) + "</h3>"
     body = "\n".join([counts, note, chart, latest, _recent(report)])
     return _section("reminders", title, body)
 
