@@ -1,12 +1,15 @@
 """Next-session windows as iCalendar (RFC 5545) events, one per treated session.
 
 Each event's UID is derived from its session, so importing the file again (or a
-newer one) updates events instead of duplicating them.
+newer one) updates events instead of duplicating them. A window given its
+profile's time zone is written as an all-day event, from the local date it opens
+to the local date it closes (inclusive): a window is a span of days, not a
+two-week appointment that starts at the minute the last session ended.
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from needlecare import __version__
 
@@ -22,6 +25,23 @@ class WindowEvent:
     description: str
     start: datetime
     end: datetime
+    zone: tzinfo | None = None  # set: an all-day event in this zone's dates
+
+
+def _date(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+def _span(event: WindowEvent) -> list[str]:
+    if event.zone is None:
+        return [f"DTSTART:{_stamp(event.start)}", f"DTEND:{_stamp(event.end)}"]
+    first = event.start.astimezone(event.zone).date()
+    last = event.end.astimezone(event.zone).date()
+    # DTEND of an all-day event is exclusive: the day after the window's last day.
+    return [
+        f"DTSTART;VALUE=DATE:{_date(first)}",
+        f"DTEND;VALUE=DATE:{_date(max(last, first) + timedelta(days=1))}",
+    ]
 
 
 def _escape(text: str) -> str:
@@ -60,8 +80,7 @@ def to_ics(events: Iterable[WindowEvent], *, now: datetime) -> str:
             "BEGIN:VEVENT",
             f"UID:{event.uid}",
             f"DTSTAMP:{_stamp(now)}",
-            f"DTSTART:{_stamp(event.start)}",
-            f"DTEND:{_stamp(event.end)}",
+            *_span(event),
             f"SUMMARY:{_escape(event.summary)}",
             f"DESCRIPTION:{_escape(event.description)}",
             "TRANSP:TRANSPARENT",

@@ -184,10 +184,11 @@ class TestSessions:
         result = invoke("sessions", "-c", str(empty_config))
         assert (0, "(none)\n") == (result.exit_code, result.stdout)
 
-    def test_unmatched_profile_prints_none(self, config: Path) -> None:
-        """A profile with no sessions prints (none) and exits 0."""
+    def test_unknown_profile_is_a_usage_error(self, config: Path) -> None:
+        """A profile the config does not have exits 2 naming it (and the known ones)."""
         result = invoke("sessions", "-c", str(config), "--profile", "carol")
-        assert (0, "(none)\n") == (result.exit_code, result.stdout)
+        assert (2, "") == (result.exit_code, result.stdout)
+        assert "unknown profile 'carol' (known: alice, bob)" in result.stderr
 
     def test_missing_store_exits_4_naming_the_path(self, tmp_path: Path) -> None:
         """No database at store.path: exit 4 and the path in the message, no traceback."""
@@ -241,7 +242,7 @@ class TestExport:
         """The default export is one JSON object with both tables."""
         result = invoke("export", "-c", str(config))
         data = json.loads(result.stdout)
-        assert ["reminders", "sessions", "skin_checks"] == sorted(data)
+        assert ["products", "reminders", "sessions", "skin_checks"] == sorted(data)
         assert 3 == len(data["sessions"])
         assert [
             {
@@ -267,7 +268,7 @@ class TestExport:
         assert 0 == result.exit_code
         assert SESSION_KEYS <= set(rows[0])
         assert ["ses_alice_pen", "ses_bob_pen", "ses_alice_clinic"] == [r["id"] for r in rows]
-        assert ("2026-01-10T19:00:00+00:00", '["forehead", "cheeks"]', "", "") == (
+        assert ("2026-01-10T19:00:00+00:00", "forehead; cheeks", "", "") == (
             rows[0]["started_at"],
             rows[0]["zones"],
             rows[1]["ended_at"],

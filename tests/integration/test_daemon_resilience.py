@@ -207,9 +207,9 @@ class TestCheckConfig:
         expected = (
             f"{config}: 3 problems\n"
             f"  mqtt.port: 'abc' (file {config})\n"
-            "    Input should be a valid integer, unable to parse string as an integer\n"
-            f"  mqtt.colour: 'blue' (file {config})\n"
-            "    unknown key\n"
+            "    not a whole number\n"
+            f"  mqtt.colour (file {config})\n"
+            "    unknown key (its value is not shown)\n"
             f"  profiles.alice.timezone: 'Mars/Base' (file {config})\n"
             "    unknown time zone\n"
         )

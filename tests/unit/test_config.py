@@ -9,6 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from needlecare.config import (
+    HIDDEN,
     MISSING,
     ConfigError,
     ConfigProblem,
@@ -168,17 +169,22 @@ class TestValidation:
         path = write(tmp_path, "colour: blue\nmqtt: {hots: x}\n")
         source = f"file {path}"
         expected = [
-            ConfigProblem("mqtt.hots", "x", "unknown key", source),
-            ConfigProblem("colour", "blue", "unknown key", source),
+            ConfigProblem(
+                "mqtt.hots",
+                HIDDEN,
+                "unknown key; did you mean 'host'? (its value is not shown)",
+                source,
+            ),
+            ConfigProblem("colour", HIDDEN, "unknown key (its value is not shown)", source),
         ]
         assert expected == problems(path)
 
     @pytest.mark.parametrize(
         ("port", "message"),
         [
-            ("abc", "Input should be a valid integer, unable to parse string as an integer"),
-            (0, "Input should be greater than or equal to 1"),
-            (65536, "Input should be less than or equal to 65535"),
+            ("abc", "not a whole number"),
+            (0, "must be at least 1"),
+            (65536, "must be at most 65535"),
         ],
     )
     def test_bad_port(self, tmp_path: Path, port: object, message: str) -> None:
@@ -200,7 +206,9 @@ class TestValidation:
         """A required key that is absent shows as <missing>."""
         path = write(tmp_path, "profiles:\n  alice: {display_name: Alice}\n")
         expected = [
-            ConfigProblem("profiles.alice.timezone", MISSING, "Field required", f"file {path}")
+            ConfigProblem(
+                "profiles.alice.timezone", MISSING, "required, but not given", f"file {path}"
+            )
         ]
         assert expected == problems(path)
 
@@ -333,7 +341,7 @@ class TestValidation:
     def test_timeout_must_be_positive(self) -> None:
         """A zero timeout would close every session at once."""
         [problem] = problems(None, {"NEEDLECARE_SESSIONS__TIMEOUT": "0"})
-        assert ("sessions.timeout", "Input should be greater than 0 seconds") == (
+        assert ("sessions.timeout", "must be more than 0 seconds") == (
             problem.path,
             problem.message,
         )
@@ -451,14 +459,14 @@ class TestFormatProblems:
         expected = (
             "config/needlecare.yaml: 4 problems\n"
             "  mqtt.port: 'abc' (file config/needlecare.yaml)\n"
-            "    Input should be a valid integer, unable to parse string as an integer\n"
-            "  mqtt.colour: 'blue' (file config/needlecare.yaml)\n"
-            "    unknown key\n"
+            "    not a whole number\n"
+            "  mqtt.colour (file config/needlecare.yaml)\n"
+            "    unknown key (its value is not shown)\n"
             "  profiles.alice.timezone: 'Mars/Olympus'"
             " (environment NEEDLECARE_PROFILES__ALICE__TIMEZONE)\n"
             "    unknown time zone\n"
             "  profiles.bob.timezone: <missing> (file config/needlecare.yaml)\n"
-            "    Field required"
+            "    required, but not given"
         )
         with pytest.raises(ConfigError) as caught:
             load_config(path, environ)
@@ -471,7 +479,7 @@ class TestFormatProblems:
         expected = (
             "configuration: 1 problem\n"
             "  mqtt.port: '0' (environment NEEDLECARE_MQTT__PORT)\n"
-            "    Input should be greater than or equal to 1"
+            "    must be at least 1"
         )
         assert expected == format_problems(caught.value)
 

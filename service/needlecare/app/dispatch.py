@@ -33,7 +33,21 @@ def profile_context(config: NeedlecareConfig, name: str) -> ProfileContext:
         zone=cfg.zone,
         quiet=QuietWindow(cfg.quiet_hours.start, cfg.quiet_hours.end),
         language=cfg.language,
+        channels=profile_channels(config, name),
     )
+
+
+def profile_channels(config: NeedlecareConfig, name: str) -> frozenset[Channel]:
+    """The channels that exist for profile ``name`` with this config."""
+    cfg = config.profiles[name]
+    channels = {Channel.MIRROR}  # the retained prompt carries it even with no mirror listed
+    if config.homeassistant is not None:
+        channels.add(Channel.DASHBOARD)
+        if cfg.notify_service is not None:
+            channels.add(Channel.MOBILE)
+        if cfg.voice is not None:
+            channels.add(Channel.VOICE)
+    return frozenset(channels)
 
 
 @dataclass

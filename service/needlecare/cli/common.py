@@ -2,7 +2,7 @@
 
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -50,6 +50,21 @@ def load_or_exit(config_path: Path | None) -> NeedlecareConfig:
         sys.exit(1)
 
 
+def config_warnings(config: NeedlecareConfig) -> list[str]:
+    """What a valid config probably lacks: a person, a device."""
+    warnings = []
+    if not config.profiles:
+        warnings.append(
+            "no profiles: nobody to plan reminders for (add one under profiles:, with its timezone)"
+        )
+    if not config.devices:
+        warnings.append(
+            "no devices: events from any device are accepted, but only those that name a"
+            " profile can be recorded (add your device under devices:, with its owner)"
+        )
+    return warnings
+
+
 def check_profile(config: NeedlecareConfig, profile: str | None) -> None:
     """Exit 2 (a usage error) naming ``profile`` when the config has no such profile."""
     if profile is None or profile in config.profiles:
@@ -68,6 +83,12 @@ def reader(config: NeedlecareConfig) -> Any:
     except StoreError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(4)
+
+
+def display_zone(config: NeedlecareConfig) -> tzinfo:
+    """Where times that belong to no one person are shown: the first profile's zone, else UTC."""
+    first = next(iter(config.profiles.values()), None)
+    return ZoneInfo(first.timezone) if first is not None else UTC
 
 
 def local_time(config: NeedlecareConfig, profile: str, moment: datetime | None) -> datetime | None:

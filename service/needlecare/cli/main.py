@@ -9,14 +9,38 @@ from typing import Any
 import click
 
 from needlecare.cli import output
-from needlecare.cli.common import config_option, json_option, load_or_exit, local_time, reader
+from needlecare.cli.common import (
+    check_profile,
+    config_option,
+    config_warnings,
+    display_zone,
+    json_option,
+    load_or_exit,
+    local_time,
+    reader,
+)
 from needlecare.cli.reminder_commands import REMINDER_COMMANDS
 from needlecare.cli.report_command import report_command
 from needlecare.cli.session_commands import SESSION_COMMANDS
+from needlecare.cli.store_commands import STORE_COMMANDS
 from needlecare.domain.events import json_schemas
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Lists each command with its whole first paragraph, wrapped, never cut off with '...'."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="needlecare")
 def cli() -> None:
     """Needlecare: microneedling sessions in, recovery reminders out."""
@@ -25,8 +49,15 @@ def cli() -> None:
 @cli.command("check-config")
 @config_option
 def check_config(config_path: Path | None) -> None:
-    """Validate a config; exit 0, or exit 1 naming each bad field."""
+    """Validate a config: exit 0, or exit 1 listing every problem in plain words.
+
+    Unknown keys get a did-you-mean suggestion; the value under an unknown key is
+    never printed (a misspelled password is still a password). A config without
+    profiles or devices passes with a warning.
+    """
     config = load_or_exit(config_path)
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"configuration OK: {len(config.profiles)} profile(s), {len(config.devices)} device(s),"
         f" {len(config.mirrors)} mirror(s); broker {config.mqtt.host}:{config.mqtt.port};"
@@ -50,15 +81,30 @@ def run(config_path: Path | None, broker: bool) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON Schema of every inbound payload."""
+@config_option
+def schema(config_path: Path | None) -> None:
+    """Print the JSON Schema of every inbound payload (device, mirror, command).
+
+    The schemas do not depend on the configuration; -c is accepted like
+    everywhere else, and a config given is checked.
+    """
+    if config_path is not None:
+        load_or_exit(config_path)
     click.echo(json.dumps(json_schemas(), indent=2))
 
 
 @cli.command("config-reference")
-def config_reference_command() -> None:
-    """Print every configuration key with its type, default and meaning (Markdown)."""
+@config_option
+def config_reference_command(config_path: Path | None) -> None:
+    """Print every configuration key with its type, default and meaning (Markdown).
+
+    The reference does not depend on the configuration; -c is accepted like
+    everywhere else, and a config given is checked.
+    """
     from needlecare.cli.config_doc import config_reference  # noqa: PLC0415
+
+    if config_path is not None:
+        load_or_exit(config_path)
 
     click.echo(config_reference(), nl=False)
 
@@ -84,6 +130,7 @@ def protocol(config_path: Path | None) -> None:
 def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> None:
     """List recorded sessions."""
     config = load_or_exit(config_path)
+    check_profile(config, profile)
     found = reader(config).sessions(profile)
     if as_json:
         click.echo(output.to_json(output.session_row(s) for s in found))
@@ -120,7 +167,7 @@ def dead_letters(config_path: Path | None, as_json: bool) -> None:
     rows = [
         (
             d.id,
-            d.received_at,
+            d.received_at.astimezone(display_zone(config)),
             output.printable(d.topic, 48),
             d.reason,
             output.printable(d.payload_excerpt, 40),
@@ -133,7 +180,7 @@ def dead_letters(config_path: Path | None, as_json: bool) -> None:
         click.echo(f"{dropped} older dead letter(s) dropped (retention keeps the newest {limit})")
 
 
-EXPORT_TABLES = ("sessions", "skin_checks", "reminders")
+EXPORT_TABLES = ("sessions", "skin_checks", "products", "reminders")
 
 
 @cli.command()
@@ -151,7 +198,12 @@ EXPORT_TABLES = ("sessions", "skin_checks", "reminders")
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
 )
 def export(config_path: Path | None, fmt: str, table: str | None, out: Path | None) -> None:
-    """Export sessions, skin checks and reminders as JSON or CSV."""
+    """Export sessions, skin checks, products applied and reminders as JSON or CSV.
+
+    JSON without --table is one object with a list per table; with --table, a list.
+    CSV is one table (default sessions) with plain cells: lists joined with "; ",
+    booleans true/false, times RFC 3339 with their offset.
+    """
     config = load_or_exit(config_path)
     store = reader(config)
     wanted = (table,) if table else EXPORT_TABLES
@@ -161,6 +213,9 @@ def export(config_path: Path | None, fmt: str, table: str | None, out: Path | No
         ],
         "skin_checks": lambda: [
             output.record(c) for c in output.progress(store.skin_checks(), "skin checks")
+        ],
+        "products": lambda: [
+            output.record(p) for p in output.progress(store.products(), "products")
         ],
         "reminders": lambda: [
             output.reminder_row(r)
@@ -195,7 +250,7 @@ def simulate(
     sys.exit(simulate_session(config, device=device, mirror=mirror, pace=pace, depth=depth))
 
 
-for command in (*REMINDER_COMMANDS, *SESSION_COMMANDS, report_command):
+for command in (*REMINDER_COMMANDS, *SESSION_COMMANDS, *STORE_COMMANDS, report_command):
     cli.add_command(command)
 
 

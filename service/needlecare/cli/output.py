@@ -42,29 +42,54 @@ def to_json(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A header, then one line per row; every cell a plain value (see ``csv_cell``)."""
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         for row in rows:
-            writer.writerow(
-                {k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()}
-            )
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return out.getvalue()
+
+
+def csv_cell(value: Any) -> str:
+    """A spreadsheet-friendly cell: never JSON and never a Python repr.
+
+    Lists are joined with "; ", booleans are ``true``/``false``, nothing is empty,
+    whole numbers lose their ``.0``, and an escalation rung reads ``+1800 s: voice``.
+    """
+    if isinstance(value, list | tuple):
+        return "; ".join(csv_cell(item) for item in value)
+    if isinstance(value, Mapping):
+        if set(value) == {"after_s", "channels"}:
+            return f"+{csv_cell(value['after_s'])} s: {', '.join(value['channels'])}"
+        return ", ".join(f"{key}={csv_cell(item)}" for key, item in value.items())
+    return _scalar_cell(value)
+
+
+def _scalar_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(_plain(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A plain aligned text table; ``(none)`` when there are no rows."""
     if not rows:
         return "(none)"
-    cells = [[_cell(value) for value in row] for row in rows]
+    cells = [[cell(value) for value in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: object) -> str:
+def cell(value: object) -> str:
+    """A value as people read it; times as ``2026-03-01 20:15 CET`` in their own zone."""
     if value is None:
         return "-"
     if isinstance(value, datetime):
@@ -75,12 +100,12 @@ def _cell(value: object) -> str:
 
 
 def session_row(session: Session) -> dict[str, Any]:
-    """The JSON shape of a session (PRODUCT §5)."""
+    """The JSON shape of a session: the keys `sessions --json` documents."""
     return record(session)
 
 
 def reminder_row(reminder: Reminder) -> dict[str, Any]:
-    """The JSON shape of a reminder (PRODUCT §5), escalation flattened."""
+    """The JSON shape of a reminder (`reminders --json`), escalation flattened."""
     row = record(reminder)
     row["escalation"] = [
         {"after_s": e.after.total_seconds(), "channels": [c.value for c in e.channels]}

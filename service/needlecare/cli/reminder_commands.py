@@ -3,14 +3,18 @@
 import json
 import sys
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
 from needlecare.cli import output
 from needlecare.cli.common import (
+    check_profile,
     config_option,
+    display_zone,
     json_option,
     load_or_exit,
     local_time,
@@ -35,6 +39,7 @@ def reminders(
 ) -> None:
     """List reminders with due time, channels and status."""
     config = load_or_exit(config_path)
+    check_profile(config, profile)
     found = reader(config).reminders.listing(profile, status)
     if as_json:
         click.echo(output.to_json(output.reminder_row(r) for r in found))
@@ -142,7 +147,9 @@ def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
             i.channel,
             output.printable(i.target, 40),
             i.status.value,
-            i.not_before,
+            local_time(config, i.profile, i.not_before)
+            if i.profile
+            else i.not_before.astimezone(display_zone(config)),
             i.attempts,
             i.last_error,
         )
@@ -162,18 +169,29 @@ def outbox(config_path: Path | None, show_all: bool, as_json: bool) -> None:
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
 )
 def calendar(config_path: Path | None, profile: str | None, out: Path | None) -> None:
-    """Export next-session windows as an iCalendar (.ics) file."""
+    """Export next-session windows as an iCalendar (.ics) file.
+
+    Each window is an all-day event, from the day it opens to the day it closes
+    in the profile's time zone, worded in the profile's language.
+    """
     from needlecare.app.windows import window_events  # noqa: PLC0415
     from needlecare.calendar_export import to_ics  # noqa: PLC0415
     from needlecare.clock import SystemClock  # noqa: PLC0415
     from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
 
     config = load_or_exit(config_path)
-    events = window_events(
-        reader(config).sessions(profile),
-        build_protocols(config.protocol),
-        lambda name: config.profiles[name].language if name in config.profiles else "en",
-    )
+    check_profile(config, profile)
+    store = reader(config)
+    protocols = build_protocols(config.protocol)
+
+    def language_of(name: str) -> str:
+        return config.profiles[name].language
+
+    events = []
+    for name, settings in config.profiles.items():
+        if profile in (None, name):
+            found = window_events(store.sessions(name), protocols, language_of)
+            events += [replace(event, zone=ZoneInfo(settings.timezone)) for event in found]
     text = to_ics(events, now=SystemClock().now())
     if out is None:
         click.echo(text, nl=False)
@@ -191,7 +209,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
 
     config = load_or_exit(config_path)
     report = collect_status(config, reader(config))
-    click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
+    text = json.dumps(report, indent=2) if as_json else render_status(report, display_zone(config))
+    click.echo(text)
 
 
 REMINDER_COMMANDS = (reminders, ack, snooze, outbox, calendar, status)

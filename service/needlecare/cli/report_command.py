@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from needlecare.cli.common import config_option, load_or_exit, reader
+from needlecare.cli.common import check_profile, config_option, load_or_exit, reader
 from needlecare.clock import Clock, SystemClock
 
 
@@ -34,8 +34,7 @@ def make_report_command(clock: Clock) -> click.Command:
             raise click.ClickException(msg) from error
 
         config = load_or_exit(config_path)
-        if profile not in config.profiles:
-            raise click.BadParameter(f"unknown profile {profile!r}", param_hint="--profile")
+        check_profile(config, profile)
         store = reader(config)
         try:
             page = render_html(gather(store, config, profile, clock.now()))

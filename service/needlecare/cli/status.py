@@ -1,13 +1,15 @@
 """``needlecare status``: what the daemon is doing, from the broker and the database."""
 
+from datetime import datetime, tzinfo
 from typing import Any
 
-from needlecare.cli.output import table
+from needlecare.cli.output import cell, table
 from needlecare.clock import SystemClock
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.mqtt.oneshot import PublishError, read_retained
 from needlecare_integrations.store import SqliteStore
+from needlecare_integrations.store.lock import holder_pid
 
 RECENT = 5
 
@@ -34,6 +36,7 @@ def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, An
     events = store.recent_events(RECENT)
     return {
         "daemon": broker_status(config),
+        "daemon_pid": holder_pid(config.store.path),
         "broker": f"{config.mqtt.host}:{config.mqtt.port}",
         "store": str(config.store.path),
         "reminders_waiting": len(pending),
@@ -51,14 +54,17 @@ def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, An
     }
 
 
-def render_status(report: dict[str, Any]) -> str:
+def render_status(report: dict[str, Any], zone: tzinfo) -> str:
+    """The report for people: times in ``zone``, in the style of every other table."""
     backlog = ", ".join(f"{k}: {v}" for k, v in report["outbox_waiting"].items()) or "empty"
+    pid = report.get("daemon_pid")
+    running = f"running here as pid {pid}" if pid is not None else "not running on this store"
     lines = [
-        f"daemon        {report['daemon']}",
+        f"daemon        {report['daemon']} ({running})",
         f"broker        {report['broker']}",
         f"store         {report['store']}",
         f"reminders     {report['reminders_waiting']} waiting,"
-        f" next at {report['next_reminder_at'] or '-'}",
+        f" next at {_local(report['next_reminder_at'], zone)}",
         f"sessions      {report['open_sessions']} open",
         f"outbox        {backlog}",
     ]
@@ -67,6 +73,10 @@ def render_status(report: dict[str, Any]) -> str:
     dropped = report["dead_letters_dropped"]
     letters = f"{report['dead_letters']}" + (f" (and {dropped} dropped)" if dropped else "")
     lines += [f"dead letters  {letters}", "", "latest events:"]
-    rows = [(e["at"], e["type"], e["source"]) for e in report["recent_events"]]
+    rows = [(_local(e["at"], zone), e["type"], e["source"]) for e in report["recent_events"]]
     lines.append(table(("at", "type", "source"), rows))
     return "\n".join(lines)
+
+
+def _local(text: str | None, zone: tzinfo) -> str:
+    return "-" if text is None else cell(datetime.fromisoformat(text).astimezone(zone))

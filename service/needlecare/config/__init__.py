@@ -1,6 +1,6 @@
 """Daemon configuration: YAML file models, layered loading and readable errors."""
 
-from needlecare.config.errors import MISSING, ConfigError, ConfigProblem, format_problems
+from needlecare.config.errors import HIDDEN, MISSING, ConfigError, ConfigProblem, format_problems
 from needlecare.config.loading import CONFIG_PATH_VARIABLE, load_config
 from needlecare.config.models import (
     DeviceConfig,
@@ -18,6 +18,7 @@ from needlecare.config.models import (
 
 __all__ = [
     "CONFIG_PATH_VARIABLE",
+    "HIDDEN",
     "MISSING",
     "ConfigError",
     "ConfigProblem",

@@ -19,6 +19,19 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
+class _Hidden:
+    """Stands in for the value under an unknown key, which is never shown.
+
+    A misspelled secret (``pasword:``) is still a secret: nothing knows to mask it.
+    """
+
+    def __repr__(self) -> str:
+        return "<not shown>"
+
+
+HIDDEN: Final = _Hidden()
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
     """One thing wrong with the configuration, located for a human.
@@ -48,7 +61,10 @@ def format_problems(error: ConfigError) -> str:
     """Render ``error`` as text: a header, then path, value, source and message per problem."""
     lines = [_header(error.file, len(error.problems))]
     for problem in error.problems:
-        lines.append(f"  {problem.path}: {problem.value!r} ({problem.source})")
+        if problem.value is HIDDEN:
+            lines.append(f"  {problem.path} ({problem.source})")
+        else:
+            lines.append(f"  {problem.path}: {problem.value!r} ({problem.source})")
         lines.append(f"    {problem.message}")
     return "\n".join(lines)
 

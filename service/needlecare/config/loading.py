@@ -6,19 +6,24 @@ environment over it key by key, validates once, and turns pydantic's errors into
 :class:`ConfigProblem` values that name the layer each bad value came from.
 """
 
+import difflib
 import os
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import EnvSettingsSource, SettingsError
 
 from needlecare.config.errors import (
     FILE_PROBLEM_PATH,
+    HIDDEN,
     MISSING,
     SECRET_MASK,
     ConfigError,
@@ -36,7 +41,38 @@ __all__ = ["CONFIG_PATH_VARIABLE", "ConfigError", "ConfigProblem", "format_probl
 
 CONFIG_PATH_VARIABLE: Final = "NEEDLECARE_CONFIG"
 _KEY_MESSAGE: Final = "not a valid id: use 1 to 64 of a-z, 0-9, '_' and '-'"
-_MESSAGES: Final = {"extra_forbidden": "unknown key"}
+# pydantic's messages in plain words; ``{...}`` are filled from the error's context.
+_MESSAGES: Final = {
+    "missing": "required, but not given",
+    "int_parsing": "not a whole number",
+    "int_type": "not a whole number",
+    "int_from_float": "not a whole number",
+    "float_parsing": "not a number",
+    "float_type": "not a number",
+    "bool_parsing": "not yes/no (true or false)",
+    "bool_type": "not yes/no (true or false)",
+    "string_type": "not text",
+    "dict_type": "not a section (key: value lines)",
+    "model_type": "not a section (key: value lines)",
+    "model_attributes_type": "not a section (key: value lines)",
+    "list_type": "not a list",
+    "tuple_type": "not a list",
+    "literal_error": "must be one of {expected}",
+    "enum": "must be one of {expected}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}",
+    "less_than": "must be less than {lt}",
+    "string_too_short": "too short: at least {min_length} character(s)",
+    "string_too_long": "too long: at most {max_length} characters",
+    "too_short": "too few: at least {min_length}",
+    "too_long": "too many: at most {max_length}",
+    "string_pattern_mismatch": "not in the expected form",
+    "time_parsing": 'not a time of day: write it in quotes, like "22:00"',
+    "time_type": 'not a time of day: write it in quotes, like "22:00"',
+    "time_delta_parsing": "not a duration: seconds, or ISO 8601 like PT2H30M",
+    "time_delta_type": "not a duration: seconds, or ISO 8601 like PT2H30M",
+}
 _ABSENT: Final = object()
 
 DataPath = tuple[str, ...]
@@ -221,13 +257,77 @@ def _problem(detail: ErrorDetails, layers: _Layers, secrets: frozenset[str]) -> 
     is_key = loc[-1:] == ("[key]",)
     path = loc[:-1] if is_key else loc
     missing = detail["type"] == "missing"
-    message = _KEY_MESSAGE if is_key else _MESSAGES.get(detail["type"], detail["msg"])
+    unknown = detail["type"] == "extra_forbidden"
+    if is_key:
+        message = _KEY_MESSAGE
+    elif unknown:
+        message = _unknown_key_message(path)
+    else:
+        message = _plain_message(detail)
+    value = _scrub(path, detail["input"], secrets)
+    if isinstance(value, timedelta):
+        value = f"{value.total_seconds():g} s"
     return ConfigProblem(
         path=".".join(path),
-        value=MISSING if missing else _scrub(path, detail["input"], secrets),
+        value=MISSING if missing else HIDDEN if unknown else value,
         message=message,
         source=layers.source_of(path, missing=missing),
     )
+
+
+def _plain_message(detail: ErrorDetails) -> str:
+    """pydantic's message for ``detail`` in plain words, without validator jargon."""
+    template = _MESSAGES.get(detail["type"])
+    if template is not None:
+        try:
+            return template.format(**detail.get("ctx", {}))
+        except (KeyError, IndexError):
+            pass
+    text = detail["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return text.replace("Input should be", "must be").replace("input should be", "must be")
+
+
+def _unknown_key_message(path: DataPath) -> str:
+    """ "unknown key", with the nearest known key at that place when one is close."""
+    known = _known_keys(path[:-1])
+    guess = difflib.get_close_matches(path[-1], known, n=1, cutoff=0.6) if path else []
+    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+    return f"unknown key{hint} (its value is not shown)"
+
+
+def _known_keys(parent: DataPath) -> list[str]:
+    """The keys a section accepts at ``parent`` (empty when it takes any key)."""
+    node: object = NeedlecareConfig
+    for part in parent:
+        model = _model_in(node)
+        if model is not None:
+            field = model.model_fields.get(part)
+            if field is None:
+                return []
+            node = field.annotation
+            continue
+        args = typing.get_args(_unwrap(node))
+        if typing.get_origin(_unwrap(node)) is not dict or len(args) != 2:
+            return []
+        node = args[1]  # a mapping's values, e.g. profiles.<name>
+    model = _model_in(node)
+    return list(model.model_fields) if model is not None else []
+
+
+def _unwrap(annotation: object) -> object:
+    """``X`` from ``X | None`` (or ``Optional[X]``); anything else unchanged."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    found = _unwrap(annotation)
+    if isinstance(found, type) and issubclass(found, BaseModel):
+        return found
+    return None
 
 
 def _scrub(path: DataPath, value: object, secrets: frozenset[str]) -> object:

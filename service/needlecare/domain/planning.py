@@ -62,6 +62,9 @@ class ProfileContext:
     zone: ZoneInfo
     quiet: QuietWindow
     language: str = "en"
+    # The channels set up for this person (no voice without a voice service, no
+    # dashboard or phone without Home Assistant); None: every channel.
+    channels: frozenset[Channel] | None = None
 
 
 class MissedReminder(Protocol):
@@ -402,12 +405,31 @@ def _reminder(
         title=title,
         message=message,
         severity=step.severity,
-        channels=step.channels,
+        channels=_available(step.channels, profile),
         needs_ack=step.needs_ack,
         due_at=due,
         expires_at=due + step.expires_after if step.expires_after is not None else None,
-        escalation=step.escalation,
+        escalation=_escalation(step.escalation, profile),
         speech=speech,
+    )
+
+
+def _available(channels: tuple[Channel, ...], profile: ProfileContext) -> tuple[Channel, ...]:
+    """``channels`` that exist for ``profile``: a reminder lists only where it can go."""
+    if profile.channels is None:
+        return channels
+    return tuple(c for c in channels if c in profile.channels)
+
+
+def _escalation(ladder: tuple[Escalation, ...], profile: ProfileContext) -> tuple[Escalation, ...]:
+    """The escalation rungs that still add an available channel."""
+    kept = ((rung, _available(rung.channels, profile)) for rung in ladder)
+    return tuple(
+        rung
+        if len(channels) == len(rung.channels)
+        else rung.model_copy(update={"channels": channels})
+        for rung, channels in kept
+        if channels
     )
 
 

@@ -188,7 +188,7 @@ _GUARDS: Final[tuple[Step, ...]] = (
         message=N_("{missed}"),
         channels=(MIRROR, DASHBOARD),
         expires_after=timedelta(hours=12),
-        source="reminders due while the daemon was down are summarised once (PRODUCT §3)",
+        source="reminders due while the daemon was down are delivered late or summarised once",
     ),
 )
 

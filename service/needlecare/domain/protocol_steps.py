@@ -140,7 +140,7 @@ class Step(BaseModel):
         gt=timedelta(0),
         description="The prompt vanishes by itself after this (the mirror `timer`).",
     )
-    source: str = Field(default="", description="The PRODUCT §1 rule this step implements.")
+    source: str = Field(default="", description="The care rule this step implements.")
 
     _unquoted_at = field_validator("at", mode="before")(reject_unquoted_time)
     _wall_at = field_validator("at")(check_wall_time)
