@@ -53,6 +53,8 @@ from bench._common import (
 OUT = Path("bench/results/writes.json")
 EVENT_BYTES = 200
 HEARTBEAT_TARGET = 4096
+# --old-config: a checkout from before the retention section (PYTHONPATH pointing at it).
+OLD_CONFIG = False
 EVENT_FACTOR_TARGET = 4.0
 GROWTH_TARGET = 300
 
@@ -194,7 +196,7 @@ def scenario(workdir: Path, name: str, hold: float, publish: Any) -> dict[str, A
             profiles={"alice": {"timezone": "Europe/Berlin"}},
             devices={"pen1": {"owner": "alice"}, "pen2": {"owner": "alice"}},
             mirrors={"hallway": {}},
-            retention={"heartbeat_hold_s": hold},
+            **({} if OLD_CONFIG else {"retention": {"heartbeat_hold_s": hold}}),
         )
         daemon = Daemon(run_dir, config).start()
         try:
@@ -307,11 +309,18 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     parser.add_argument("--mix", type=int, default=20_000, help="ingest-mix events drained")
     parser.add_argument("--live", type=int, default=500, help="mirror events sent live")
     parser.add_argument("--rate", type=float, default=100.0, help="live events per second")
+    parser.add_argument(
+        "--old-config",
+        action="store_true",
+        help="no retention: section, for measuring an older checkout (set PYTHONPATH to it)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global OLD_CONFIG  # noqa: PLW0603 - a switch for the whole run
     args = parse_args(argv)
+    OLD_CONFIG = args.old_config
     report = run(args)
     finish(report, args.out, render)
     return 0 if all(r["exit_code"] == 0 for r in report["results"]) else 1
