@@ -1,4 +1,5 @@
-"""Delivery to a real Home Assistant 2024.3.3: dashboard, phone, voice, entities, outages.
+"""Delivery to a real Home Assistant (each release of HA_VERSIONS): dashboard, phone,
+voice, entities, outages.
 
 The daemon runs as a process against the session's Mosquitto, to which Home
 Assistant's MQTT integration is connected; each test uses a profile of its own.
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from needlecare import __version__
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonProcess, wait_until
 from support.homeassistant import HomeAssistant
@@ -70,7 +72,9 @@ def setup(
     ha_mosquitto: MosquittoBroker,
     daemon_factory: Callable[..., DaemonProcess],
 ) -> Callable[..., Setup]:
-    def make(*, quiet_now: bool = False, person: str | None = None) -> Setup:
+    def make(
+        *, quiet_now: bool = False, person: str | None = None, display_name: str | None = None
+    ) -> Setup:
         profile = f"p{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
         protocol = {
@@ -95,6 +99,7 @@ def setup(
                     "notify_service": "notify.test_phone",
                     "voice": {"service": "script.announce"},
                     **({"person": person} if person else {}),
+                    **({"display_name": display_name} if display_name else {}),
                 }
             },
             devices={device: {"owner": profile}},
@@ -114,6 +119,40 @@ def treat(factory: MqttClientFactory, broker: MosquittoBroker, setup: Setup) -> 
     client.publish(
         topic, json.dumps({"event_id": f"e-{setup.profile}", "type": "session_ended"}).encode()
     )
+
+
+PROFILE_ENTITIES = (
+    ("sensor", "last_session"),
+    ("sensor", "recovery_day"),
+    ("sensor", "status"),
+    ("sensor", "next_window_start"),
+    ("sensor", "next_window_end"),
+    ("binary_sensor", "actives_restricted"),
+    ("sensor", "open_prompts"),
+    ("button", "log_professional_session"),
+    ("button", "acknowledge_all"),
+)
+BRIDGE_ENTITIES = (
+    ("binary_sensor", "connectivity"),
+    ("sensor", "dead_letters"),
+    ("sensor", "outbox_backlog"),
+    ("sensor", "last_event"),
+    ("sensor", "version"),
+)
+
+
+def expected_entity_ids(setup: Setup) -> dict[str, str]:
+    """unique_id -> entity id, as docs/homeassistant.md lists them."""
+    node = setup.node
+    ids = {f"{node}_{name}": f"{component}.{node}_{name}" for component, name in PROFILE_ENTITIES}
+    ids |= {
+        f"needlecare_bridge_{name}": f"{component}.needlecare_bridge_{name}"
+        for component, name in BRIDGE_ENTITIES
+    }
+    for name in ("last_heartbeat", "battery"):
+        unique_id = f"needlecare_bridge_{setup.device}_{name}"
+        ids[unique_id] = f"sensor.{unique_id}"
+    return ids
 
 
 def notification(hass: HomeAssistant, reminder_id: str) -> dict[str, Any] | None:
@@ -175,15 +214,14 @@ class TestDelivery:
             ),
             what=f"entity states {expected_states}",
         )
-        registered = {e["unique_id"] for e in homeassistant.entity_registry()}
-        expected = {
-            f"{s.node}_{name}"
-            for name in (
-                "last_session", "recovery_day", "status", "next_window_start", "next_window_end",
-                "actives_restricted", "open_prompts", "log_professional_session", "acknowledge_all",
-            )
-        }  # fmt: skip
-        assert set() == expected - registered
+        registered = {
+            e["unique_id"]: e["entity_id"]
+            for e in homeassistant.entity_registry()
+            if e["platform"] == "mqtt"
+        }
+        assert expected_entity_ids(s) == {
+            unique_id: registered.get(unique_id) for unique_id in expected_entity_ids(s)
+        }
         assert 0 == s.daemon.stop()
         homeassistant.wait_for(
             lambda: (
@@ -254,6 +292,84 @@ class TestDelivery:
             timeout=SLOW,
             what="acked and snoozed",
         )
+
+
+class TestEntities:
+    def test_entity_ids_stay_when_the_display_name_changes(
+        self,
+        homeassistant: HomeAssistant,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """A renamed profile renames its device in HA; every entity id stays as it was."""
+        s = setup(display_name="Alice")
+        status = f"sensor.{s.node}_status"
+        homeassistant.wait_for(lambda: homeassistant.state(status), what=status)
+
+        def ours() -> dict[str, str]:
+            return {
+                e["unique_id"]: e["entity_id"]
+                for e in homeassistant.entity_registry()
+                if e["unique_id"].startswith(f"{s.node}_")
+            }
+
+        before = homeassistant.wait_for(lambda: len(ours()) == 9 and ours(), what="9 entities")
+        assert 0 == s.daemon.stop()
+        s.daemon.config["profiles"][s.profile]["display_name"] = "Alicia Müller"
+        s.daemon.write_config()
+        s.daemon.start()
+        homeassistant.wait_for(
+            lambda: any(
+                d.get("name") == "Needlecare Alicia Müller"
+                for d in homeassistant.websocket("config/device_registry/list")
+            ),
+            what="the device renamed",
+        )
+        assert before == ours()
+
+    def test_bridge_diagnostics_show_dead_letters_and_the_device(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        setup: Callable[..., Setup],
+    ) -> None:
+        """A rejected message and a heartbeat show on the bridge's diagnostic sensors."""
+        s = setup()
+        client = mqtt_client_factory(ha_mosquitto)
+        topic = f"needlecare/device/{s.device}/event"
+        client.publish(topic, b"{not json")
+        heartbeat = {"event_id": f"hb-{s.profile}", "type": "heartbeat", "battery_pct": 64}
+        client.publish(topic, json.dumps(heartbeat).encode())
+        battery = f"sensor.needlecare_bridge_{s.device}_battery"
+        homeassistant.wait_for(
+            lambda: (homeassistant.state(battery) or {}).get("state") == "64",
+            timeout=SLOW,
+            what=f"{battery} at 64",
+        )
+        dead = homeassistant.wait_for(
+            lambda: (
+                (got := homeassistant.state("sensor.needlecare_bridge_dead_letters"))
+                and got["state"] == "1"
+                and got
+            ),
+            timeout=SLOW,
+            what="one dead letter",
+        )
+        assert dead["attributes"]["latest_reason"]
+        heard = homeassistant.state(f"sensor.needlecare_bridge_{s.device}_last_heartbeat")
+        assert heard is not None
+        assert heard["state"] not in {"unknown", "unavailable"}
+        version = homeassistant.state("sensor.needlecare_bridge_version")
+        assert version is not None
+        assert __version__ == version["state"]
+        categories = {
+            e["entity_id"]: e.get("entity_category")
+            for e in homeassistant.entity_registry()
+            if e["unique_id"].startswith("needlecare_bridge_")
+            and not e["unique_id"].endswith("_connectivity")
+        }
+        assert categories
+        assert {"diagnostic"} == set(categories.values())
 
 
 class TestToken:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
-from support.homeassistant import HomeAssistant
+from support.homeassistant import UNABLE_TO_INSTALL, HomeAssistant
 from support.homeassistant_client import http_request
 from support.mosquitto import MqttClientFactory
 
@@ -92,3 +92,20 @@ class TestHomeAssistantFixture:
 def _registry_entry(homeassistant: HomeAssistant, unique_id: str) -> dict[str, Any] | None:
     entries = homeassistant.entity_registry()
     return next((entry for entry in entries if entry.get("unique_id") == unique_id), None)
+
+
+class TestHomeAssistantLog:
+    """Runs after the other e2e tests of its release (files and tests run in order)."""
+
+    def test_no_requirement_was_missing_and_nothing_was_said_about_needlecare(
+        self, homeassistant: HomeAssistant
+    ) -> None:
+        """No "Unable to install package", and no warning or error naming Needlecare."""
+        log = homeassistant.log_text()
+        assert [] == [line for line in log.splitlines() if UNABLE_TO_INSTALL in line]
+        about_us = [
+            line
+            for line in log.splitlines()
+            if (" WARNING (" in line or " ERROR (" in line) and "needlecare" in line.lower()
+        ]
+        assert [] == about_us

@@ -1,14 +1,21 @@
 """A real Home Assistant core for the end-to-end tests, and fixtures that run one.
 
-One instance serves the whole test session (start-up takes seconds), configured
-against its own Mosquitto (``ha_mosquitto``). Tests may stop or restart it but must
-leave it running. It runs from a separate virtualenv made (once per machine) by
-``tests/e2e/install_homeassistant.sh``; see /work/shared/notes/real-home-assistant.md
-for why it is configured the way it is.
+Every e2e test runs once per release in ``HA_VERSIONS``: the oldest release still
+verified and a current one (``NEEDLECARE_HA_VERSIONS=2025.4.4,...`` picks others).
+One instance per release serves the session (start-up takes seconds), configured
+against its own Mosquitto (``ha_mosquitto``); pytest finishes one release's tests
+before starting the next. Tests may stop or restart it but must leave it running.
+
+Each release runs from its own virtualenv, made once per machine by
+``tests/e2e/install_homeassistant.sh`` with the requirements of every integration
+it loads. It starts *with* its requirement check but without a package index
+(``PIP_NO_INDEX``, ``UV_OFFLINE``): a requirement the venv lacks is logged as
+"Unable to install package" instead of being downloaded, and a test fails on it.
 """
 
 import contextlib
 import fcntl
+import os
 import signal
 import subprocess
 import tempfile
@@ -34,13 +41,24 @@ from support.mosquitto import free_port, running_broker
 __all__ = ["HomeAssistant", "HomeAssistantError"]
 
 INSTALL_SCRIPT = Path(__file__).parents[1] / "e2e" / "install_homeassistant.sh"
+# 2024.3.3: the newest release on Python 3.11; 2025.4.4: a current one (Python 3.13).
+# deploy/compose.yaml pins the newest, the add-on declares the oldest as its minimum.
+TESTED_HA_VERSIONS = ("2024.3.3", "2025.4.4")
+HA_VERSIONS = tuple(
+    version.strip()
+    for version in os.environ.get("NEEDLECARE_HA_VERSIONS", ",".join(TESTED_HA_VERSIONS)).split(",")
+    if version.strip()
+)
+# No package index while Home Assistant runs: missing requirements fail loudly.
+OFFLINE_ENV = {"PIP_NO_INDEX": "1", "UV_OFFLINE": "1", "UV_NO_CACHE": "1"}
+UNABLE_TO_INSTALL = "Unable to install package"
+_WALL_TIMES: dict[str, float] = {}  # release -> seconds its tests took, set-up to tear-down
 INSTALL_TIMEOUT = 1200.0  # a first install takes minutes
 START_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
 WAIT_TIMEOUT = 15.0
 LOG_NAME = "hass.out"
 TOKEN_NAME = "needlecare-test-token"
-_NOTIFY_HEADER_LINES = 2  # "Home Assistant notifications (Log started: ...)", dashes
 _RECOVERY_MODE = "Activating recovery mode"  # logged when an always-loaded integration failed
 _ERROR = " ERROR ("  # the level in "2024-03-01 12:00:00.000 ERROR (MainThread) [...]"
 _ERROR_LINES = 12
@@ -51,8 +69,9 @@ T = TypeVar("T")
 class HomeAssistant(HomeAssistantClient):
     """``hass -c CONFIG_DIR --skip-pip`` on 127.0.0.1:port, onboarded, with a token."""
 
-    def __init__(self, *, venv: Path, config_dir: Path, port: int) -> None:
+    def __init__(self, *, venv: Path, config_dir: Path, port: int, version: str = "") -> None:
         super().__init__(f"http://127.0.0.1:{port}", "")
+        self.version = version
         self.venv = venv
         self.config_dir = config_dir
         self.port = port
@@ -62,7 +81,13 @@ class HomeAssistant(HomeAssistantClient):
         self._log_offset = 0
 
     def __repr__(self) -> str:
-        return f"HomeAssistant({self.url}, {self.config_dir})"
+        return f"HomeAssistant({self.version}, {self.url}, {self.config_dir})"
+
+    @property
+    def release(self) -> tuple[int, int]:
+        """(year, month) of the running release, e.g. (2025, 4)."""
+        year, month, *_ = (int(part) for part in self.version.split("."))
+        return year, month
 
     @property
     def is_running(self) -> bool:
@@ -78,10 +103,11 @@ class HomeAssistant(HomeAssistantClient):
             raise HomeAssistantError(f"{self!r} is already running")
         write_config_dir(self.config_dir, self.port)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        command = [str(self.venv / "bin" / "hass"), "-c", str(self.config_dir), "--skip-pip"]
+        command = [str(self.venv / "bin" / "hass"), "-c", str(self.config_dir)]
+        env = {**os.environ, **OFFLINE_ENV}
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
         with self._failures_with_log("starting Home Assistant"):
             self._wait_until_up(time.monotonic() + timeout)
@@ -128,7 +154,7 @@ class HomeAssistant(HomeAssistantClient):
         path = self.config_dir / NOTIFY_FILE
         if not path.exists():
             return []
-        return path.read_text(encoding="utf-8").splitlines()[_NOTIFY_HEADER_LINES:]
+        return path.read_text(encoding="utf-8").splitlines()
 
     def wait_for(
         self, probe: Callable[[], T | None], timeout: float = WAIT_TIMEOUT, what: str = ""
@@ -143,6 +169,12 @@ class HomeAssistant(HomeAssistantClient):
                 )
             time.sleep(_POLL_SECONDS)
         return value
+
+    def log_text(self) -> str:
+        """Everything hass logged in this session, across restarts."""
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of hass's stdout and stderr (warnings and errors, across restarts)."""
@@ -197,13 +229,13 @@ class HomeAssistant(HomeAssistantClient):
         return [entry["state"] for entry in self.config_entries("mqtt")] == ["loaded"]
 
 
-def homeassistant_venv() -> Path:
-    """The cached Home Assistant venv, installed first if need be (never twice at once)."""
-    lock_path = Path(tempfile.gettempdir()) / "needlecare-homeassistant-install.lock"
+def homeassistant_venv(version: str) -> Path:
+    """The cached venv of one release, installed first if need be (never twice at once)."""
+    lock_path = Path(tempfile.gettempdir()) / f"needlecare-homeassistant-{version}.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions must not install into one venv
         result = subprocess.run(
-            ["bash", str(INSTALL_SCRIPT)],
+            ["bash", str(INSTALL_SCRIPT), version],
             capture_output=True,
             text=True,
             timeout=INSTALL_TIMEOUT,
@@ -217,28 +249,66 @@ def homeassistant_venv() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="session", params=HA_VERSIONS, ids=lambda version: f"ha{version}")
+def ha_version(request: pytest.FixtureRequest) -> str:
+    """The Home Assistant release this test runs against."""
+    version: str = request.param
+    return version
+
+
 @pytest.fixture(scope="session")
-def ha_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
-    """The Mosquitto that the session's Home Assistant is connected to."""
-    yield from running_broker(tmp_path_factory.mktemp("ha-broker"), port=free_port())
+def ha_mosquitto(
+    tmp_path_factory: pytest.TempPathFactory, ha_version: str
+) -> Iterator[MosquittoBroker]:
+    """The Mosquitto that the session's Home Assistant (of that release) is connected to."""
+    yield from running_broker(tmp_path_factory.mktemp(f"ha-broker-{ha_version}"), port=free_port())
 
 
 @pytest.fixture(scope="session")
 def homeassistant(
-    tmp_path_factory: pytest.TempPathFactory, ha_mosquitto: MosquittoBroker
+    tmp_path_factory: pytest.TempPathFactory, ha_mosquitto: MosquittoBroker, ha_version: str
 ) -> Iterator[HomeAssistant]:
     """A running, onboarded Home Assistant with MQTT discovery on ``ha_mosquitto``.
 
     Fails (never skips) with hass's log if it cannot be installed or does not come up.
+    Prints the wall time of the release's tests (set-up to tear-down) at the end.
     """
-    config_dir = tmp_path_factory.mktemp("homeassistant")
-    hass = HomeAssistant(venv=homeassistant_venv(), config_dir=config_dir, port=free_port())
+    began = time.monotonic()
+    config_dir = tmp_path_factory.mktemp(f"homeassistant-{ha_version}")
+    hass = HomeAssistant(
+        venv=homeassistant_venv(ha_version),
+        config_dir=config_dir,
+        port=free_port(),
+        version=ha_version,
+    )
     try:
         _bring_up(hass, ha_mosquitto)
         yield hass
     finally:
         hass.stop()
         print(f"{hass!r} log tail:\n{hass.log_tail()}")  # shown when a test fails
+        _record_wall_time(tmp_path_factory, ha_version, time.monotonic() - began)
+
+
+def _record_wall_time(factory: pytest.TempPathFactory, version: str, seconds: float) -> None:
+    """Kept for the end of the run (pytest_terminal_summary) and appended to a file in
+    the cache directory, so that the figures outlive pytest's rotated temp dirs."""
+    _WALL_TIMES[version] = seconds
+    line = f"Home Assistant {version}: e2e wall time {seconds:.0f} s (set-up to tear-down)"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "needlecare"
+    with contextlib.suppress(OSError):
+        cache.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        with (cache / "homeassistant-e2e-wall-times.txt").open("a") as out:
+            out.write(f"{stamp} {line}\n")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per Home Assistant release tested in this run: its wall time."""
+    for version, seconds in _WALL_TIMES.items():
+        terminalreporter.write_line(
+            f"Home Assistant {version}: e2e wall time {seconds:.0f} s (set-up to tear-down)"
+        )
 
 
 def _bring_up(hass: HomeAssistant, broker: MosquittoBroker) -> None:

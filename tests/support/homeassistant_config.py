@@ -4,9 +4,15 @@ No ``default_config``: only what the tests use, so that nothing reaches for the
 internet. The voice and mobile channels are recorded where tests can read them:
 ``script.announce`` turns what it was asked to say into a persistent notification
 titled ``voice``, and ``notify.test_phone`` appends each message to a file.
+
+``notify.test_phone`` is a legacy notify service (``command_line``), like the
+``notify.mobile_app_*`` services Needlecare calls for actionable phone
+notifications: the ``file`` platform has no YAML notify service in 2025.x, and
+the entity-based ``notify.send_message`` takes no ``data`` (so no actions).
 """
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,7 @@ _ONBOARDING = {
 _QUIET_LOGGERS = {"homeassistant.components.websocket_api.http.connection": "error"}
 
 
-def configuration(port: int) -> dict[str, Any]:
+def configuration(port: int, config_dir: Path) -> dict[str, Any]:
     """configuration.yaml for an instance serving HTTP on 127.0.0.1:port."""
     return {
         "homeassistant": {
@@ -60,9 +66,15 @@ def configuration(port: int) -> dict[str, Any]:
         "person": [{"name": "Away Tester", "id": "away_tester"}],
         "script": {VOICE_SCRIPT: _voice_script()},
         "automation": [_event_recorder()],
-        "notify": [{"platform": "file", "name": NOTIFY_SERVICE, "filename": NOTIFY_FILE}],
+        "command_line": [{"notify": _phone(config_dir)}],
         "logger": {"default": "warning", "logs": _QUIET_LOGGERS},
     }
+
+
+def _phone(config_dir: Path) -> dict[str, Any]:
+    """A legacy notify service that appends each message (on stdin) as a line."""
+    path = shlex.quote(str(config_dir / NOTIFY_FILE))
+    return {"name": NOTIFY_SERVICE, "command": f"cat >> {path}; echo >> {path}"}
 
 
 def _event_recorder() -> dict[str, Any]:
@@ -109,7 +121,7 @@ def _voice_script() -> dict[str, Any]:
 def write_config_dir(config_dir: Path, port: int) -> None:
     """Write configuration.yaml; on a new directory, also the onboarding state."""
     config_dir.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(configuration(port), sort_keys=False)
+    text = yaml.safe_dump(configuration(port, config_dir), sort_keys=False)
     (config_dir / "configuration.yaml").write_text(text, encoding="utf-8")
     onboarding = config_dir / ".storage" / "onboarding"
     if not onboarding.exists():

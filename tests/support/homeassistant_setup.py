@@ -1,10 +1,12 @@
 """One-time set-up of a test Home Assistant: onboarding without a browser, and MQTT.
 
-MQTT in Home Assistant 2024.3 is configured only through a config entry, made here
-with the config-flow HTTP API; discovery is turned on through the options flow.
-Readiness is judged by HA's birth message (``homeassistant/status`` = ``online``):
-HA sends it only after its discovery subscriptions have settled, so a discovery
-config retained before then is seen.
+MQTT is configured only through a config entry, made here with the config-flow
+HTTP API; discovery is turned on through the options flow. The releases ask for
+different fields (2024.3's options flow starts with a broker step, 2025.x's does
+not), so every form is answered from what its ``data_schema`` asks for: the same
+code drives each release. Readiness is judged by HA's birth message
+(``homeassistant/status`` = ``online``): HA sends it only after its discovery
+subscriptions have settled, so a discovery config retained before then is seen.
 """
 
 from typing import Any
@@ -33,6 +35,7 @@ STATUS_TOPIC = f"{DISCOVERY_PREFIX}/status"
 MQTT_TIMEOUT = 30.0
 _FLOW = "/api/config/config_entries/flow"
 _OPTIONS_FLOW = "/api/config/config_entries/options/flow"
+_MAX_STEPS = 6
 
 
 def onboard(url: str) -> str:
@@ -76,18 +79,11 @@ def setup_mqtt(client: HomeAssistantClient, host: str, port: int) -> str:
     return entry_id
 
 
-def _create_entry(client: HomeAssistantClient, host: str, port: int) -> str:
-    flow = client.rest("POST", _FLOW, {"handler": "mqtt", "show_advanced_options": False})
-    result = _submit(client, f"{_FLOW}/{flow['flow_id']}", {"broker": host, "port": port})
-    _expect(result, "create_entry")
-    return str(result["result"]["entry_id"])
-
-
-def _set_options(client: HomeAssistantClient, entry_id: str, host: str, port: int) -> None:
-    flow = client.rest("POST", _OPTIONS_FLOW, {"handler": entry_id})
-    path = f"{_OPTIONS_FLOW}/{flow['flow_id']}"
-    _expect(_submit(client, path, {"broker": host, "port": port}), "form", "options")
-    options = {
+def _mqtt_answers(host: str, port: int) -> dict[str, Any]:
+    """Every MQTT field the tests set, by name; a form gets those it asks for."""
+    return {
+        "broker": host,
+        "port": port,
         "discovery": True,
         "discovery_prefix": DISCOVERY_PREFIX,
         "birth_enable": True,
@@ -97,18 +93,50 @@ def _set_options(client: HomeAssistantClient, entry_id: str, host: str, port: in
         "will_topic": STATUS_TOPIC,
         "will_payload": "offline",
     }
-    _expect(_submit(client, path, options), "create_entry")
+
+
+def _create_entry(client: HomeAssistantClient, host: str, port: int) -> str:
+    flow = client.rest("POST", _FLOW, {"handler": "mqtt", "show_advanced_options": False})
+    result = drive_flow(client, _FLOW, flow, _mqtt_answers(host, port))
+    return str(result["result"]["entry_id"])
+
+
+def _set_options(client: HomeAssistantClient, entry_id: str, host: str, port: int) -> None:
+    flow = client.rest("POST", _OPTIONS_FLOW, {"handler": entry_id})
+    drive_flow(client, _OPTIONS_FLOW, flow, _mqtt_answers(host, port))
+
+
+def drive_flow(
+    client: HomeAssistantClient, base: str, result: dict[str, Any], answers: dict[str, Any]
+) -> dict[str, Any]:
+    """Answer a config or options flow until it creates its entry; the final result.
+
+    Each form is sent the answers its ``data_schema`` names (fields left out keep
+    their defaults); a menu takes its ``broker``-like manual option. A form that
+    comes back with errors, or a flow that ends any other way, is an error.
+    """
+    for _ in range(_MAX_STEPS):
+        kind = result.get("type")
+        if kind == "create_entry":
+            return result
+        path = f"{base}/{result['flow_id']}"
+        if kind == "menu":
+            options = list(result.get("menu_options", []))
+            manual = next((o for o in options if o in answers or o == "broker"), None)
+            if manual is None:
+                raise HomeAssistantError(f"no manual choice in the menu {result}")
+            result = _submit(client, path, {"next_step_id": manual})
+            continue
+        if kind != "form" or result.get("errors"):
+            raise HomeAssistantError(f"config flow gave {result}")
+        asked = [field["name"] for field in result.get("data_schema", [])]
+        result = _submit(client, path, {name: answers[name] for name in asked if name in answers})
+    raise HomeAssistantError(f"config flow did not finish in {_MAX_STEPS} steps: {result}")
 
 
 def _submit(client: HomeAssistantClient, path: str, data: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = client.rest("POST", path, data)
     return result
-
-
-def _expect(result: dict[str, Any], flow_type: str, step_id: str | None = None) -> None:
-    if result.get("type") != flow_type or (step_id and result.get("step_id") != step_id):
-        wanted = flow_type if step_id is None else f"{flow_type} {step_id}"
-        raise HomeAssistantError(f"config flow gave {result}, not {wanted}")
 
 
 def _entry_loaded(client: HomeAssistantClient) -> bool:

@@ -28,6 +28,29 @@ def component_of(topic: str) -> str:
     return topic.split("/")[1]
 
 
+def status_topic(config: dict[str, Any]) -> str:
+    """The daemon's status topic, whichever form of availability the config uses."""
+    if "availability" in config:
+        assert "all" == config["availability_mode"]
+        return str(config["availability"][0]["topic"])
+    return str(config["availability_topic"])
+
+
+class TestNullableTimestamps:
+    def test_a_null_timestamp_makes_the_entity_unavailable_not_an_invalid_state(self) -> None:
+        """Every timestamp sensor: a valid state always, unavailable while the value is null."""
+        timestamps = [c for _, c in every_config() if c.get("device_class") == "timestamp"]
+        assert 2 * 3 + 2 == len(timestamps)  # per profile 3; last event, a heartbeat
+        for config in timestamps:
+            [status, value] = config["availability"]
+            assert {"topic": "needlecare/status"} == status
+            assert config["state_topic"] == value["topic"]
+            assert "'online' if" in value["value_template"]
+            assert "1970-01-01T00:00:00+00:00" in config["value_template"]
+            assert "None" not in config["value_template"]
+            assert "_set_when" not in config
+
+
 class TestIdentity:
     def test_every_entity_carries_default_entity_id_origin_and_unique_id(self) -> None:
         """default_entity_id is <component>.<object_id>; origin names Needlecare; ids unique."""
@@ -116,7 +139,7 @@ class TestProfileEntities:
     def test_entities_share_the_device_and_availability(self) -> None:
         """Every entity names the profile's device and goes unavailable with the daemon."""
         for _, config in profile_entities(TOPICS, "alice", "Alice"):
-            assert "needlecare/status" == config["availability_topic"]
+            assert "needlecare/status" == status_topic(config)
             assert ["needlecare_alice"] == config["device"]["identifiers"]
             assert "Needlecare Alice" == config["device"]["name"]
             assert config["unique_id"].startswith("needlecare_alice_")
@@ -160,7 +183,7 @@ class TestBridge:
             assert topic.startswith("homeassistant/sensor/needlecare_bridge/")
             assert "diagnostic" == config["entity_category"]
             assert "needlecare/bridge/health" == health_topic(TOPICS) == config["state_topic"]
-            assert "needlecare/status" == config["availability_topic"]
+            assert "needlecare/status" == status_topic(config)
             assert ["needlecare_bridge"] == config["device"]["identifiers"]
         dead = dict(diagnostics)["homeassistant/sensor/needlecare_bridge/dead_letters/config"]
         assert "needlecare/bridge/health" == dead["json_attributes_topic"]

@@ -28,14 +28,48 @@ DIAGNOSTIC = "diagnostic"
 
 Config = dict[str, Any]
 
+_EPOCH = "1970-01-01T00:00:00+00:00"
+_SET_WHEN = "_set_when"  # an expression; removed by _bind_availability
+
+
+def _timestamp(expression: str) -> Config:
+    """A timestamp sensor whose value may be null: unavailable while it is.
+
+    Not ``None`` as the state: 2025.x shows that as unknown, but 2024.3 logs an
+    "Invalid state message" warning for every such message. The entity is instead
+    unavailable while the value is null (a second availability on the state topic),
+    and the state shown meanwhile is never read.
+    """
+    return {
+        "device_class": "timestamp",
+        "value_template": f"{{{{ {expression} or '{_EPOCH}' }}}}",
+        _SET_WHEN: expression,
+    }
+
+
+def _bind_availability(config: Config, status_topic: str) -> None:
+    """Availability: the daemon's status, and for nullable timestamps the value too."""
+    expression = config.pop(_SET_WHEN, None)
+    if expression is None:
+        return
+    del config["availability_topic"]
+    config["availability"] = [
+        {"topic": status_topic},
+        {
+            "topic": config["state_topic"],
+            "value_template": f"{{{{ 'online' if {expression} else 'offline' }}}}",
+        },
+    ]
+    config["availability_mode"] = "all"
+
+
 # object id -> (component, extra config) for each profile entity
 _SENSORS: dict[str, tuple[str, Config]] = {
     "last_session": (
         "sensor",
         {
             "name": N_("Last session"),
-            "device_class": "timestamp",
-            "value_template": "{{ value_json.last_session_at or None }}",
+            **_timestamp("value_json.last_session_at"),
             "icon": "mdi:needle",
         },
     ),
@@ -62,16 +96,14 @@ _SENSORS: dict[str, tuple[str, Config]] = {
         "sensor",
         {
             "name": N_("Next window start"),
-            "device_class": "timestamp",
-            "value_template": "{{ value_json.next_window_start or None }}",
+            **_timestamp("value_json.next_window_start"),
         },
     ),
     "next_window_end": (
         "sensor",
         {
             "name": N_("Next window end"),
-            "device_class": "timestamp",
-            "value_template": "{{ value_json.next_window_end or None }}",
+            **_timestamp("value_json.next_window_end"),
         },
     ),
     "actives_restricted": (
@@ -117,8 +149,7 @@ _HEALTH: dict[str, Config] = {
     },
     "last_event": {
         "name": "Last event",
-        "device_class": "timestamp",
-        "value_template": "{{ value_json.last_event_at or None }}",
+        **_timestamp("value_json.last_event_at"),
     },
     "version": {
         "name": "Version",
@@ -184,6 +215,7 @@ def profile_entities(
         }
         if "json_attributes_template" in config:
             config["json_attributes_topic"] = topics.state(profile)
+        _bind_availability(config, topics.status)
         entities.append((config_topic(topics, component, node, object_id), config))
     for object_id, (name, payload) in _BUTTONS.items():
         config = {
@@ -236,8 +268,7 @@ def device_entities(topics: Topics, device: str) -> list[tuple[str, Config]]:
     lookup = f"(value_json.devices.get('{device}') or {{}})"
     heartbeat = {
         "name": f"{device} last heartbeat",
-        "device_class": "timestamp",
-        "value_template": f"{{{{ {lookup}.get('last_heartbeat') or None }}}}",
+        **_timestamp(f"{lookup}.get('last_heartbeat')"),
     }
     battery = {
         "name": f"{device} battery",
@@ -264,6 +295,7 @@ def _diagnostic(topics: Topics, object_id: str, extra: Config) -> tuple[str, Con
     }
     if "json_attributes_template" in config:
         config["json_attributes_topic"] = health_topic(topics)
+    _bind_availability(config, topics.status)
     return config_topic(topics, "sensor", node, object_id), config
 
 

@@ -1,0 +1,111 @@
+"""Aftercare steps on a Home Assistant Local To-do list: added, checked off both ways."""
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from needlecare_integrations.broker import MosquittoBroker
+from support.daemon import DaemonProcess, wait_until
+from support.homeassistant import HomeAssistant
+from support.homeassistant_setup import drive_flow
+from support.mosquitto import MqttClientFactory
+
+pytestmark = pytest.mark.e2e
+
+TODO = "todo.aftercare"
+SLOW = 60.0
+_FLOW = "/api/config/config_entries/flow"
+
+
+def ensure_local_todo(hass: HomeAssistant) -> None:
+    """A Local To-do list named 'Aftercare', made through its config flow once."""
+    if hass.state(TODO) is not None:
+        return
+    flow = hass.rest("POST", _FLOW, {"handler": "local_todo"})
+    drive_flow(hass, _FLOW, flow, {"todo_list_name": "Aftercare"})
+    hass.wait_for(lambda: hass.state(TODO), what="the Local To-do entity")
+
+
+def items(hass: HomeAssistant) -> dict[str, dict[str, Any]]:
+    """Needlecare's items on the list, by the reminder id in their description."""
+    listed = hass.websocket("todo/item/list", entity_id=TODO)["items"]
+    return {
+        item["description"].removeprefix("needlecare:"): item
+        for item in listed
+        if str(item.get("description") or "").startswith("needlecare:")
+    }
+
+
+class TestTodo:
+    def test_steps_are_added_and_checked_off_both_ways(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        daemon_factory: Callable[..., DaemonProcess],
+    ) -> None:
+        """Soothe and serum become items; a check-off in HA acks; an ack elsewhere checks off."""
+        ensure_local_todo(homeassistant)
+        profile = f"t{uuid.uuid4().hex[:8]}"
+        device = f"pen_{profile}"
+        daemon = daemon_factory(
+            ha_mosquitto,
+            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
+            homeassistant={
+                "url": homeassistant.url,
+                "token": homeassistant.token,
+                "todo_entity": TODO,
+            },
+            profiles={profile: {"timezone": "Europe/Berlin"}},
+            devices={device: {"owner": profile}},
+        ).start()
+        client = mqtt_client_factory(ha_mosquitto)
+        topic = f"needlecare/device/{device}/event"
+        for kind in ("session_started", "session_ended"):
+            client.publish(
+                topic, json.dumps({"event_id": f"{kind}-{profile}", "type": kind}).encode()
+            )
+
+        def reminders() -> dict[str, dict[str, Any]]:
+            rows = json.loads(daemon.cli("reminders", "--json", "--profile", profile).stdout)
+            return {row["kind"]: row for row in rows}
+
+        wait_until(lambda: "soothe" in reminders(), timeout=SLOW, what="the plan")
+        planned = reminders()
+        soothe, serum = planned["soothe"]["id"], planned["serum_window"]["id"]
+
+        def both() -> dict[str, dict[str, Any]] | None:
+            got = items(homeassistant)
+            return got if {soothe, serum} <= set(got) else None
+
+        found = homeassistant.wait_for(both, timeout=SLOW, what="soothe and serum on the list")
+        assert ("needs_action", "needs_action") == (
+            found[soothe]["status"],
+            found[serum]["status"],
+        )
+        assert found[soothe]["due"]  # a due date and time
+        assert "window_open" not in {r.split(":")[-1] for r in found}
+
+        # Checked off in Home Assistant: the reminder is acknowledged.
+        homeassistant.call_service(
+            "todo",
+            "update_item",
+            {"entity_id": TODO, "item": found[soothe]["uid"], "status": "completed"},
+        )
+        wait_until(
+            lambda: reminders()["soothe"]["status"] == "acked",
+            timeout=SLOW,
+            what="soothe acked by the check-off",
+        )
+
+        # Acknowledged elsewhere (the command line): the item is checked off.
+        daemon.cli("ack", serum)
+        homeassistant.wait_for(
+            lambda: items(homeassistant)[serum]["status"] == "completed",
+            timeout=SLOW,
+            what="serum checked off after the ack",
+        )
+        assert "acked" == reminders()["serum_window"]["status"]
