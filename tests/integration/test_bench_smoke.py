@@ -131,21 +131,20 @@ class TestIngestBench:
         """Drain and live, bare and needlecare, each with a rate and a ratio per mode."""
         scenarios = {(r["mode"], r["subscriber"]) for r in ingest_report["results"]}
         assert {(m, s) for m in ("drain", "live") for s in ("bare", "needlecare")} == scenarios
-        assert {"drain", "live"} == set(ingest_report["ratios"])
+        assert {"drain", "live", "drain_from_start"} == set(ingest_report["ratios"])
         assert all(r["msgs_per_s"] > 0 for r in ingest_report["results"])
         assert {"nproc", "python", "mosquitto", "workdir_fs"} <= set(ingest_report["machine"])
 
     def test_the_daemon_stores_every_event_once(self, ingest_report: dict[str, Any]) -> None:
-        """The probe and every event in the store once; every session completed; no dead letter."""
+        """Every session event once, a heartbeat row per device and day; no dead letter."""
         sessions = INGEST_EVENTS // INGEST_BLOCK
         for result in ingest_report["results"]:
             if result["subscriber"] != "needlecare":
                 continue
             check = result["check"]
-            assert (INGEST_EVENTS + 1, INGEST_EVENTS + 1) == (
-                check["events"],
-                check["distinct_events"],
-            )
+            assert 2 * sessions == check["events"]
+            assert 1 <= check["heartbeat_day_rows"] <= 2 * 3
+            assert check["events"] + check["heartbeat_day_rows"] == check["distinct_events"]
             assert {"completed": sessions} == check["sessions"]
             assert (0, 0) == (check["dead_letters"], check["redelivered_duplicates"])
             assert 0 == result["exit_code"]

@@ -41,7 +41,9 @@ log = structlog.get_logger(__name__)
 MAX_BATCH = 500
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CONFIRM_WITHIN = timedelta(seconds=1)
-HOLD_MAX = 64  # heartbeats held for a shared commit, at most
+# Heartbeats held for a shared commit, at most; also below half the broker's in-flight
+# window (mqtt.receive_maximum), so that held beats never stop the flow of others.
+HOLD_MAX = 64
 ANNOUNCED = "discovery_profiles"
 ANNOUNCED_DEVICES = "discovery_devices"
 
@@ -126,6 +128,7 @@ class CoreLoop:
     health_changes: int = -1
     retention: Retention | None = None
     heartbeat_hold: timedelta = timedelta(0)
+    hold_max: int = HOLD_MAX
     held: list[Delivery] = field(default_factory=list)
     hold_until: datetime | None = None
     changes_seen: int = 0
@@ -269,7 +272,7 @@ class CoreLoop:
             return False
         if self.next_due is not None and self.next_due <= now:
             return False
-        if len(self.held) + len(fresh) > HOLD_MAX:
+        if len(self.held) + len(fresh) > self.hold_max:
             return False
         if not all(self.ingest.plain_heartbeat(d.message) for d in fresh):
             return False

@@ -13,6 +13,7 @@ import structlog
 
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.core import (
+    HOLD_MAX,
     CoreLoop,
     ExitCode,
     Fatal,
@@ -128,6 +129,7 @@ class Daemon:
             health=Health(health_reader, sorted(cfg.devices), HA_CHANNELS),
             retention=Retention(store.retention, cfg.retention),
             heartbeat_hold=timedelta(seconds=cfg.retention.heartbeat_hold_s),
+            hold_max=min(HOLD_MAX, cfg.mqtt.receive_maximum // 2),
         )
         started: list[Component] = []
         try:
