@@ -25,6 +25,9 @@ NOTIFY = f"needlecare/mirror/{MIRROR_ID}/notify"
 OPEN = {"sent", "late"}
 ANSWERED_WITHIN_S = 2.0  # the deadline for an answer from another channel
 BROKER_RETURN_S = 10.0  # the deadline for the mirror after a broker restart
+SESSION_RESUMED = f"{CONNECTED} (session present: true)"
+STARTING = "Starting MagicMirror"
+BROKER_GONE = f"mirror {MIRROR_ID}: connection lost"
 HOSTILE = (
     '<img src=x onerror="window.__pwned=1">Night <b>serum</b><script>window.__pwned=2</script>'
 )
@@ -309,6 +312,8 @@ class TestTheTruthAfterInterruptions:
             lambda: "sent" in {r["status"] for r in reminders(stack) if r["profile"] == "bob"}
         )
         stack.magicmirror.start()
+        # The same client id found its persistent session on the broker.
+        assert SESSION_RESUMED in stack.magicmirror.log_text().split(STARTING)[-1]
         wait_exactly_open(stack, timeout=30.0)
         assert {"alice", "bob"} == {e["profile"] for e in shown(stack.page)}
         assert soothe["id"] not in [e["id"] for e in shown(stack.page)]
@@ -339,6 +344,7 @@ class TestTheTruthAfterInterruptions:
             what="the page to show the mirror connected again",
         )
         wait_exactly_open(stack, timeout=BROKER_RETURN_S)
+        assert SESSION_RESUMED in stack.magicmirror.log_text().split(BROKER_GONE)[-1]
         # The daemon has its own back-off; once it is back, an ack reaches the mirror.
         wait_until(lambda: stack.daemon.log_count("mqtt_connected") > daemon_connections)
         soothe = wait_for_entry(stack, "alice", "soothe")

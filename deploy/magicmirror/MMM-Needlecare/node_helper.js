@@ -117,6 +117,7 @@ module.exports = NodeHelper.create({
 	setConnected (mirror, connected) {
 		if (mirror.connected === connected) return;
 		mirror.connected = connected;
+		if (!connected) Log.warn(`mirror ${mirror.options.mirrorId}: connection lost; trying again every ${RECONNECT_MS / 1000} s`);
 		this.sendSocketNotification("NEEDLECARE_CONNECTION", { mirrorId: mirror.options.mirrorId, connected });
 	},
 
