@@ -5,8 +5,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from needlecare import __version__
 from needlecare.app.health import DeviceHealth, Health, HealthFigures, health_json
+from needlecare.app.ports import StoreUnavailableError
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FIGURES = HealthFigures(
@@ -101,3 +104,19 @@ class TestHealth:
         health.mark_published(first or b"")
         health.forget()
         assert first == health.update(T0 + timedelta(seconds=5))
+
+    def test_a_failed_read_is_retried_after_the_interval_not_at_once(self) -> None:
+        """A store error leaves the reading stale, with its next try an interval away."""
+
+        class BrokenReader(FakeReader):
+            def health(self, devices: Sequence[str], channels: tuple[str, ...]) -> HealthFigures:
+                self.reads += 1
+                raise StoreUnavailableError("disk I/O error")
+
+        reader = BrokenReader()
+        health = tracker(reader)
+        with pytest.raises(StoreUnavailableError):
+            health.update(T0)
+        assert T0 + timedelta(seconds=3) == health.next_wake()
+        assert health.update(T0 + timedelta(seconds=1)) is None
+        assert 1 == reader.reads

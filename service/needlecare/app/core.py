@@ -341,7 +341,8 @@ class CoreLoop:
             times.append(self.retention.next_wake())
         if self.ha is not None:
             times.append(self.ha.next_wake())
-        if self.health is not None:
+        if self.health is not None and self.mqtt.connected.is_set():
+            # Offline, nothing is published; the reconnect publishes it again anyway.
             times.append(self.health.next_wake())
         return min((t for t in times if t is not None), default=None)
 

@@ -94,8 +94,9 @@ class Health:
         """The payload to publish now, or None (nothing changed, or too soon)."""
         if not self.stale or (self.read_at is not None and now < self.read_at + self.min_interval):
             return None
+        self.read_at = now  # first: a failed read waits out the interval too
         figures = self.reader.health(self.devices, self.channels)
-        self.stale, self.read_at = False, now
+        self.stale = False
         payload = json.dumps(health_json(figures), sort_keys=True).encode()
         return None if payload == self.published else payload
 
