@@ -132,6 +132,19 @@ class ReminderTable:
             {"profile": profile, "status": status},
         )
 
+    def recent(self, profile: str | None, status: str | None, limit: int) -> list[Reminder]:
+        """The ``limit`` most recently planned reminders, in due order.
+
+        Walks the table backwards by seq and stops at ``limit``: no sort of the
+        whole history, which listing() needs for its due order.
+        """
+        found = self._select(
+            "WHERE (:profile IS NULL OR profile = :profile)"
+            " AND (:status IS NULL OR status = :status) ORDER BY seq DESC LIMIT :limit",
+            {"profile": profile, "status": status, "limit": limit},
+        )
+        return sorted(found, key=lambda reminder: reminder.due_at)
+
     def _min(self, sql: str, params: tuple[Any, ...] = ()) -> datetime | None:
         value = self._run(sql, params).fetchone()[0]
         return None if value is None else self._from_db(value)

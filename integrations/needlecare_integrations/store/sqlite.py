@@ -325,6 +325,15 @@ class SqliteStore:
         )
         return [_session(row) for row in rows]
 
+    def recent_sessions(self, profile: str | None, limit: int) -> list[Session]:
+        """The ``limit`` most recently recorded sessions, newest first (one index walk)."""
+        rows = self._run(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions"  # noqa: S608
+            " WHERE :profile IS NULL OR profile = :profile ORDER BY seq DESC LIMIT :limit",
+            {"profile": profile, "limit": limit},
+        )
+        return [_session(row) for row in rows]
+
     def dead_letters(self) -> list[DeadLetter]:
         rows = self._run(
             "SELECT id, received_at, topic, payload_excerpt, payload_size, reason"

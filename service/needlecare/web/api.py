@@ -74,7 +74,10 @@ async def profiles(request: Request) -> list[dict[str, Any]]:
 async def sessions(
     request: Request, profile: ProfileQuery = None, limit: Limit = 200
 ) -> list[dict[str, Any]]:
-    """Recorded sessions, newest first, with the fields of ``needlecare sessions --json``."""
+    """The most recently recorded sessions (``limit``), newest first.
+
+    Each has the fields of ``needlecare sessions --json``.
+    """
     context = ctx(request)
     _known(context, profile)
     return context.reads.sessions(profile, limit)
@@ -123,9 +126,12 @@ async def void_session(
 
 @router.get("/reminders", tags=["reminders"])
 async def reminders(
-    request: Request, profile: ProfileQuery = None, status: StatusQuery = None, limit: Limit = 500
+    request: Request, profile: ProfileQuery = None, status: StatusQuery = None, limit: Limit = 200
 ) -> list[dict[str, Any]]:
-    """Reminders in due order, with the fields of ``needlecare reminders --json``."""
+    """The most recently planned reminders (``limit``) in due order.
+
+    Each has the fields of ``needlecare reminders --json``.
+    """
     context = ctx(request)
     _known(context, profile)
     return context.reads.reminders(profile, status, limit)

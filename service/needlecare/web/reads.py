@@ -19,9 +19,6 @@ from needlecare.domain.sessions import Session
 from needlecare.domain.topics import Topics
 from needlecare_integrations.store import SqliteStore
 
-# Reminders that can still change by themselves; the change feed watches these.
-LIVE_STATUSES = ("pending", "snoozed", "sent", "late")
-
 
 @dataclass
 class Reads:
@@ -67,32 +64,33 @@ class Reads:
         return self.config.profiles[profile].display_name or profile
 
     def sessions(self, profile: str | None, limit: int) -> list[dict[str, Any]]:
-        """Newest first, at most ``limit``."""
-        found = self.store.sessions(profile)
-        return [output.session_row(s) for s in reversed(found[-limit:])]
+        """The newest ``limit`` sessions, newest first."""
+        return [output.session_row(s) for s in self.store.recent_sessions(profile, limit)]
 
     def session(self, session_id: str) -> Session | None:
-        return next((s for s in self.store.sessions(None) if s.id == session_id), None)
+        return self.store.session(session_id)
 
     def reminders(
         self, profile: str | None, status: str | None, limit: int
     ) -> list[dict[str, Any]]:
-        """In due order, at most ``limit`` (the latest due when there are more)."""
-        found = self.store.reminders.listing(profile, status)
-        return [output.reminder_row(r) for r in found[-limit:]]
+        """The ``limit`` most recently planned reminders, in due order."""
+        found = self.store.reminders.recent(profile, status, limit)
+        return [output.reminder_row(r) for r in found]
 
     def reminder(self, reminder_id: str) -> Reminder | None:
         return self.store.reminders.get(reminder_id)
 
     def live_reminders(self, now: datetime) -> dict[str, str]:
-        """id -> status of every reminder that is waiting or shown."""
-        live: dict[str, str] = {}
-        for profile in self.config.profiles:
-            for reminder in self.store.reminders.waiting_for_profile(profile):
-                live[reminder.id] = reminder.status.value
-            for reminder in self.store.reminders.delivered(profile, now):
-                live[reminder.id] = reminder.status.value
-        return live
+        """id -> status of every prompt being shown (what an ack, snooze or delivery changes).
+
+        Pending reminders are left out: a store may hold thousands, and until one
+        is delivered nothing on a page shows it.
+        """
+        return {
+            reminder.id: reminder.status.value
+            for profile in self.config.profiles
+            for reminder in self.store.reminders.delivered(profile, now)
+        }
 
     def watched_sessions(self) -> dict[str, str]:
         """id -> status of open sessions and each profile's latest treated one."""
