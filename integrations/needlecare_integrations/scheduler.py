@@ -54,7 +54,10 @@ class Waker:
                 return
             self._armed = when
             self._scheduler.add_job(
-                self._fire, DateTrigger(run_date=when), id=_WAKE_JOB, replace_existing=True
+                self._fire,
+                DateTrigger(run_date=when, timezone=UTC),
+                id=_WAKE_JOB,
+                replace_existing=True,
             )
         log.debug("wake_armed", at=when.isoformat())
 
