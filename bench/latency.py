@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import sys
 import threading
 import time
@@ -69,13 +70,13 @@ from needlecare_integrations.broker import MosquittoBroker
 
 DEFAULT_SESSIONS = 2000
 DEFAULT_PROFILES = 20
-DEFAULT_ROUNDS = 10
+DEFAULT_ROUNDS = 5  # 400 sessions a round at the default 2,000: a p99 per round
 DEFAULT_WARMUP = 20
 DEFAULT_OUT = Path("bench/results/latency.json")
 PAUSE_S = 0.005  # between measurements, and after a start is committed
 REPLY_TIMEOUT_S = 10.0
 EVENT_BYTES = 200
-TARGET_P99_RATIO = 2.0
+TARGET_P99_RATIO = 1.5  # issue 14: the median over the paired rounds of each round's ratio
 NOTIFY_TOPIC = "needlecare/mirror/hallway/notify"
 BARE_MODES = ("FULL", "NORMAL")
 
@@ -411,6 +412,18 @@ def _report(
         percentiles([s["from_publish_s"] for s in harness.daemon[i : i + per_round]])["p50"]
         for i in range(0, len(harness.daemon), per_round)
     ]
+    # Each round pairs the daemon's sessions with the bare FULL round trips right after
+    # them: one p99 ratio per round, and the median of those is the figure.
+    full = harness.bare["FULL"]
+    by_round = []
+    for i in range(0, len(harness.daemon), per_round):
+        ours = percentiles([s["from_publish_s"] for s in harness.daemon[i : i + per_round]])
+        bare = percentiles(full[i : i + per_round])
+        by_round.append(
+            {"n": ours["n"], "needlecare_p99": ours["p99"], "bare_full_p99": bare["p99"],
+             "ratio": ours["p99"] / bare["p99"]}
+        )  # fmt: skip
+    median_ratio = statistics.median(r["ratio"] for r in by_round)
     soothes = [harness.arrivals.counts.get(s["reminder_id"], 0) for s in harness.daemon]
     return {
         "bench": "latency",
@@ -422,8 +435,10 @@ def _report(
         "p99_ratio": ratio,
         "p50_ratio": series["needlecare_from_publish"]["p50"] / series["bare_full"]["p50"],
         "needlecare_p50_by_round_ms": drift,
+        "p99_by_round_ms": by_round,
+        "p99_ratio_median_of_rounds": median_ratio,
         "target_p99_ratio": TARGET_P99_RATIO,
-        "target_met": ratio <= TARGET_P99_RATIO,
+        "target_met": median_ratio <= TARGET_P99_RATIO,
         "timeouts": harness.timeouts,
         "notification_kinds": harness.arrivals.kinds,
         "soothe_per_session": {"min": min(soothes), "max": max(soothes)},
@@ -462,11 +477,28 @@ def render(report: dict[str, Any]) -> str:
         f" in {report['rounds']} rounds alternating with the bare round trips",
         table(headers, [_row(_LABELS[name], figures) for name, figures in series.items()]),
         "",
-        f"needlecare p99 / bare FULL p99: {ratio:.2f}x (target <= {target:g}x:"
-        f" {verdict(ratio <= target)}); p50 ratio {report['p50_ratio']:.2f}x;"
+        f"needlecare p99 / bare FULL p99, all samples: {ratio:.2f}x;"
+        f" p50 ratio {report['p50_ratio']:.2f}x;"
         f" timeouts {report['timeouts']}; notifications by kind {report['notification_kinds']}",
         "needlecare p50 by round (ms): "
         + ", ".join(f"{p50:.2f}" for p50 in report["needlecare_p50_by_round_ms"]),
+        "",
+        "p99 by paired round (ms):",
+        table(
+            ("round", "n", "needlecare p99", "bare FULL p99", "ratio"),
+            [
+                [
+                    str(n + 1),
+                    str(r["n"]),
+                    fmt(r["needlecare_p99"], 2),
+                    fmt(r["bare_full_p99"], 2),
+                    fmt(r["ratio"], 2),
+                ]
+                for n, r in enumerate(report["p99_by_round_ms"])
+            ],
+        ),
+        f"median of the rounds' p99 ratios: {report['p99_ratio_median_of_rounds']:.2f}x"
+        f" (target <= {target:g}x: {verdict(report['target_met'])})",
         "",
         "Where the daemon's time goes (its log timestamps):",
         table(headers, [_row(_STAGES[name], figures) for name, figures in stages.items()]),
