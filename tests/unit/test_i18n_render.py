@@ -185,3 +185,14 @@ class TestDatesAcrossDaylightSaving:
         assert fr["depth_limit"].message.startswith("2,5 mm")
         en = every_prompt("en")
         assert "Night serum contains retinoids and exfoliants;" in en["restricted_product"].message
+
+
+class TestStoredPlanStepsSpeakAgain:
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    def test_step_speech_is_the_planned_voice_text(self, language: str) -> None:
+        """A plan step read back from the store (no speech kept) gets the same voice text."""
+        profile = ProfileContext("alice", BERLIN, NIGHT, language)
+        last = session("s1", END)
+        for planned in planning.plan_session(last, PROTOCOL, profile, NOW - timedelta(minutes=1)):
+            again = planning.step_speech(last, PROTOCOL, profile, planned.kind, planned.due_at)
+            assert planned.speech == again, planned.kind

@@ -6,18 +6,20 @@ the deliveries it causes commit together.
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 
 from needlecare.app.notifications import delivery_json, notification_json
 from needlecare.app.ports import AftercareStore
 from needlecare.app.windows import window_event
 from needlecare.config import NeedlecareConfig
+from needlecare.domain import planning
 from needlecare.domain import reminders as rem
 from needlecare.domain.localtime import QuietWindow, quiet_hours_end
 from needlecare.domain.outbox import OutboxItem
 from needlecare.domain.planning import ProfileContext
-from needlecare.domain.protocol import CareProtocol, Channel
+from needlecare.domain.protocol import PLAN_STEPS, CareProtocol, Channel, build_protocols
 from needlecare.domain.reminders import Reminder
 from needlecare.domain.sessions import Session
 from needlecare.domain.topics import Topics
@@ -70,6 +72,8 @@ class Dispatch:
     ) -> None:
         """Queue one delivery round on the given channels (quiet hours defer some)."""
         ctx = profile_context(self.config, reminder.profile)
+        if Channel.VOICE in channels and not reminder.speech:
+            reminder = self._with_speech(reminder, ctx)
         deferred = frozenset(self.config.profiles[reminder.profile].quiet_hours.defer)
         for channel, not_before in rem.delivery_times(
             channels, now, quiet=ctx.quiet, zone=ctx.zone, deferred=deferred
@@ -177,6 +181,21 @@ class Dispatch:
         ctx = profile_context(self.config, item.profile or "")
         end = quiet_hours_end(now, ctx.quiet, ctx.zone)
         return end if end > now else None
+
+    @cached_property
+    def _protocols(self) -> dict[str, CareProtocol]:
+        return build_protocols(self.config.protocol)
+
+    def _with_speech(self, reminder: Reminder, ctx: ProfileContext) -> Reminder:
+        """A stored plan step gets its voice text back from its session (it is not stored)."""
+        if reminder.kind not in PLAN_STEPS or reminder.session_id is None:
+            return reminder
+        session = self.store.session(reminder.session_id)
+        if session is None or session.ended_at is None:
+            return reminder
+        protocol = self._protocols.get(session.setting, self._protocols["home"])
+        speech = planning.step_speech(session, protocol, ctx, reminder.kind, reminder.due_at)
+        return replace(reminder, speech=speech)
 
     def _has_channel(self, profile: str, channel: Channel) -> bool:
         """Whether this Home Assistant channel is set up for the profile."""

@@ -139,6 +139,10 @@ class AftercareStore(Protocol):
         """The profile's newest closed session that needs aftercare."""
         ...
 
+    def session(self, session_id: str) -> Session | None:
+        """One session by id (a stored plan step's voice text is made from it)."""
+        ...
+
     def last_event_at(self, profile: str, event_type: str) -> datetime | None:
         """When the profile's newest event of this type happened."""
         ...

@@ -146,6 +146,20 @@ def _passed(reminder: PlannedReminder, protocol: CareProtocol, now: datetime) ->
     return expired or reminder.due_at < now - protocol.plan_grace
 
 
+def step_speech(
+    session: Session, protocol: CareProtocol, profile: ProfileContext, kind: str, due: datetime
+) -> str:
+    """The voice text of plan step ``kind`` of ``session``, as planning writes it.
+
+    Voice texts are not stored with a reminder; a plan step read back from the store
+    gets its own again from the session it belongs to.
+    """
+    values = session_values(session, protocol, profile.zone, profile.name)
+    step = protocol.step(kind)
+    written = _reminder(step, "", session_id=session.id, profile=profile, due=due, values=values)
+    return written.speech
+
+
 def step_due(step: Step, session: Session, protocol: CareProtocol, zone: ZoneInfo) -> datetime:
     """When a plan step of ``session`` is due, in UTC."""
     end = _end(session)
