@@ -47,8 +47,10 @@ module.exports = NodeHelper.create({
 		try {
 			this.received(notification, payload || {});
 		} catch (error) {
+			// A press that cannot be sent: its buttons work again; the page carries on.
 			Log.error(`${notification}: ${error.message}`);
-			this.sendSocketNotification("NEEDLECARE_ERROR", { mirrorId: payload && payload.mirrorId, error: error.message });
+			const { mirrorId, reminderId } = payload || {};
+			this.sendSocketNotification("NEEDLECARE_NOT_SENT", { mirrorId, reminderId });
 		}
 	},
 
