@@ -7,4 +7,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
+# The web app, on this machine only (127.0.0.1: no token needed).
+export NEEDLECARE_WEB__ENABLED="${NEEDLECARE_WEB__ENABLED:-true}"
+echo "Needlecare web app: http://127.0.0.1:${NEEDLECARE_WEB__PORT:-8470}/"
 exec needlecare run -c "${NEEDLECARE_CONFIG:-config/needlecare.example.yaml}" --broker "$@"

@@ -29,6 +29,11 @@ if ! bashio::config.has_value 'homeassistant.token'; then
   export NEEDLECARE_HOMEASSISTANT__TOKEN="${SUPERVISOR_TOKEN:-}"
 fi
 
+# The web app behind ingress: reachable in the container's network, but only the
+# Supervisor (172.30.32.2) is served without NEEDLECARE_WEB__TOKEN.
+export NEEDLECARE_WEB__ENABLED=true NEEDLECARE_WEB__HOST=0.0.0.0 NEEDLECARE_WEB__PORT=8470
+export NEEDLECARE_WEB__INGRESS=true
+
 if [ -f "$EXTRA" ]; then
   bashio::log.info "Adding ${EXTRA} under the options"
 fi
