@@ -68,9 +68,10 @@ def mirror_install() -> Install:
     return Install(Path(found["NODE"]), Path(found["MAGICMIRROR"]))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole session."""
+    """Debian's Chromium, headless, for one test module: Playwright's sync API allows
+    one running instance at a time, and other modules (tests/web) start their own."""
     _run_setup(TESTS / "setup_browser.sh")
     executable = shutil.which("chromium")
     assert executable is not None
