@@ -4,4 +4,10 @@ tests/ is not a package: pytest puts this directory on sys.path, so the shared c
 is importable as ``support``.
 """
 
-pytest_plugins = ("support.certs", "support.mosquitto", "support.daemon", "support.homeassistant")
+pytest_plugins = (
+    "support.certs",
+    "support.mosquitto",
+    "support.daemon",
+    "support.homeassistant",
+    "support.deploy",
+)
