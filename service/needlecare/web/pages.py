@@ -15,6 +15,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from needlecare.domain.slugs import SLUG_PATTERN
+from needlecare.i18n import translator, ui
+from needlecare.i18n.ui import page_language
 from needlecare.web.access import COOKIE, session_value
 from needlecare.web.context import WebContext
 
@@ -44,16 +46,22 @@ SECURITY_HEADERS: Final = {
 
 def shell(request: Request, page: str, title: str, main: str = "") -> HTMLResponse:
     prefix = escape(request.state.prefix)
+    # The frame follows the browser's language; each profile's card follows the profile's.
+    lang = page_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    words = {key: escape(text) for key, text in ui.strings(lang).items()}
+    title = translator(lang).gettext(title)
     nav = "".join(
-        f'<a href="{path or "./"}"{" aria-current=page" if key == page else ""}>{label}</a>'
-        for path, (key, label) in PAGES.items()
+        f'<a href="{path or "./"}"{" aria-current=page" if key == page else ""}>{words[key]}</a>'
+        for path, (key, _label) in PAGES.items()
     )
     nav += '<a href="api/docs">API</a>'
     logout = ""
     if request.state.login:
-        logout = '<form method="post" action="logout"><button>Log out</button></form>'
+        logout = f'<form method="post" action="logout"><button>{words["logout"]}</button></form>'
+    context: WebContext = request.app.state.context
+    languages = {name: profile.language for name, profile in context.config.profiles.items()}
     body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>{escape(title)} · Needlecare</title>
@@ -61,13 +69,14 @@ def shell(request: Request, page: str, title: str, main: str = "") -> HTMLRespon
 <link rel="icon" href="static/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="static/app.css">
 <script src="static/app.js" defer></script>
+<script type="application/json" id="i18n">{ui.browser_json(lang, languages)}</script>
 </head><body data-page="{page}">
-<a class="skip" href="#main">Skip to content</a>
+<a class="skip" href="#main">{words["skip"]}</a>
 <header><strong class="brand">Needlecare</strong>
-<nav aria-label="Pages">{nav}</nav>{logout}</header>
+<nav aria-label="{words["pages"]}">{nav}</nav>{logout}</header>
 <main id="main" tabindex="-1"><h1>{escape(title)}</h1>{main}
 <p id="status" role="status" aria-live="polite"></p><div id="content"></div></main>
-<footer>Needlecare is not medical advice: a professional's instructions come first.</footer>
+<footer>{words["footer"]}</footer>
 </body></html>"""
     return HTMLResponse(body, headers=SECURITY_HEADERS)
 

@@ -5,6 +5,20 @@
 const page = document.body.dataset.page;
 const content = document.getElementById("content");
 const statusLine = document.getElementById("status");
+// The page's language, each profile's, and their words (docs/i18n.md): a profile's
+// card speaks the profile's language; everything else the page's.
+const I18N = JSON.parse((document.getElementById("i18n") || {}).textContent || "{}");
+
+function t(key, lang, values) {
+  const table = ((I18N.strings || {})[lang || I18N.lang]) || {};
+  let text = table[key] || key;
+  for (const [name, value] of Object.entries(values || {})) text = text.split(`{${name}}`).join(String(value));
+  return text;
+}
+
+function langOf(profile) {
+  return (I18N.profiles || {})[profile] || I18N.lang || "en";
+}
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -39,46 +53,48 @@ function say(text, isError) {
   statusLine.className = isError ? "error" : "muted";
 }
 
-function when(iso) {
+function when(iso, lang) {
   if (!iso) return "–";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const locale = lang ? (I18N.locales || {})[lang] : undefined;
+  return new Date(iso).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
 }
 
-function left(iso) {
+function left(iso, lang) {
   const ms = new Date(iso) - Date.now();
-  if (ms <= 0) return "ended";
+  if (ms <= 0) return t("ended", lang);
   const hours = Math.floor(ms / 3600000);
   const days = Math.floor(hours / 24);
-  return days > 0 ? `${days} d ${hours % 24} h left` : `${hours} h ${Math.floor(ms / 60000) % 60} min left`;
+  return days > 0 ? t("left_days", lang, { days, hours: hours % 24 })
+    : t("left_hours", lang, { hours, minutes: Math.floor(ms / 60000) % 60 });
 }
 
 // -- overview ---------------------------------------------------------------------
 
-function promptItem(prompt) {
+function promptItem(prompt, lang) {
   const id = prompt.reminder_id || prompt.id;
-  const minutes = el("select", { "aria-label": `Snooze ${prompt.title} for` },
+  const minutes = el("select", { "aria-label": t("snooze_for", lang, { title: prompt.title }) },
     [10, 30, 60, 120, 480].map((m) => el("option", { value: m }, m < 60 ? `${m} min` : `${m / 60} h`)));
   minutes.value = "30";
   const item = el("div", { class: `prompt ${prompt.severity}`, "data-reminder": id },
     el("div", { class: "title" }, el("strong", {}, prompt.title)),
     prompt.message ? el("div", {}, prompt.message) : null,
-    el("div", { class: "muted" }, `${prompt.kind} · due ${when(prompt.due_at)}`),
+    el("div", { class: "muted" }, `${prompt.kind} · ${t("due", lang, { when: when(prompt.due_at, lang) })}`),
     el("div", { class: "actions" },
-      el("button", { type: "button", onclick: () => act(item, id, "ack", null) }, "Done"),
+      el("button", { type: "button", onclick: () => act(item, id, "ack", null, lang) }, t("done", lang)),
       minutes,
       el("button", { type: "button", class: "secondary",
-        onclick: () => act(item, id, "snooze", { minutes: Number(minutes.value) }) }, "Snooze")));
+        onclick: () => act(item, id, "snooze", { minutes: Number(minutes.value) }, lang) }, t("snooze", lang))));
   return item;
 }
 
-async function act(item, id, verb, body) {
+async function act(item, id, verb, body, lang) {
   item.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   try {
     await api(`api/v1/reminders/${encodeURIComponent(id)}/${verb}`, {
       method: "POST", body: body ? JSON.stringify(body) : null,
     });
     item.remove();
-    say(verb === "ack" ? "Done: acknowledged everywhere." : "Snoozed.");
+    say(verb === "ack" ? t("acked", lang) : t("snoozed", lang));
   } catch (error) {
     item.querySelectorAll("button").forEach((b) => { b.disabled = false; });
     say(`Could not ${verb}: ${error.message}`, true);
@@ -86,27 +102,31 @@ async function act(item, id, verb, body) {
 }
 
 function profileCard(state) {
+  const lang = langOf(state.profile);
+  const names = (r) => (r.ingredients || []).map((name) => t(`ingredient.${name}`, lang).replace(`ingredient.${name}`, name));
   const restrictions = (state.restrictions || []).map((r) =>
-    el("li", {}, `${r.name.replace("_", " ")}: avoid ${(r.ingredients || []).join(", ") || "actives"} until ${when(r.until)} `,
-      el("span", { class: "muted", "data-until": r.until }, `(${left(r.until)})`)));
+    el("li", {}, `${t("avoid_until", lang, {
+      name: t(`restriction.${r.name}`, lang).replace(`restriction.${r.name}`, r.name.replace("_", " ")),
+      ingredients: names(r).join(", ") || t("actives", lang), when: when(r.until, lang) })} `,
+    el("span", { class: "muted", "data-until": r.until, "data-lang": lang }, `(${left(r.until, lang)})`)));
   const prompts = state.open_prompts || [];
-  return el("section", { class: "card", "aria-labelledby": `p-${state.profile}`, "data-profile": state.profile },
+  return el("section", { class: "card", lang, "aria-labelledby": `p-${state.profile}`, "data-profile": state.profile },
     el("h2", { id: `p-${state.profile}` }, state.display_name || state.profile, " ",
-      el("span", { class: `badge ${state.status}` }, state.status.replace("_", " "))),
+      el("span", { class: `badge ${state.status}` }, t(`status.${state.status}`, lang))),
     el("dl", {},
-      el("dt", {}, "Recovery day"), el("dd", {}, state.recovery_day ?? "–"),
-      el("dt", {}, "Last session"), el("dd", {}, when(state.last_session_at)),
-      el("dt", {}, "Next window"),
-      el("dd", {}, state.next_window_start ? `${when(state.next_window_start)} – ${when(state.next_window_end)}` : "–")),
-    restrictions.length ? el("ul", {}, restrictions) : el("p", { class: "muted" }, "No restrictions."),
-    prompts.length ? prompts.map(promptItem) : el("p", { class: "muted" }, "No open prompts."));
+      el("dt", {}, t("recovery_day", lang)), el("dd", {}, state.recovery_day ?? "–"),
+      el("dt", {}, t("last_session", lang)), el("dd", {}, when(state.last_session_at, lang)),
+      el("dt", {}, t("next_window", lang)),
+      el("dd", {}, state.next_window_start ? `${when(state.next_window_start, lang)} – ${when(state.next_window_end, lang)}` : "–")),
+    restrictions.length ? el("ul", {}, restrictions) : el("p", { class: "muted" }, t("no_restrictions", lang)),
+    prompts.length ? prompts.map((prompt) => promptItem(prompt, lang)) : el("p", { class: "muted" }, t("no_prompts", lang)));
 }
 
 async function overview() {
   const states = await api("api/v1/profiles");
   content.replaceChildren(states.length
     ? el("div", { class: "cards" }, states.map(profileCard))
-    : el("p", {}, "No profiles configured."));
+    : el("p", {}, t("no_profiles")));
 }
 
 // -- timeline, sessions ------------------------------------------------------------
@@ -295,6 +315,6 @@ if (render) {
     window.addEventListener("pagehide", () => events.close());
   }
   setInterval(() => {
-    document.querySelectorAll("[data-until]").forEach((n) => { n.textContent = `(${left(n.dataset.until)})`; });
+    document.querySelectorAll("[data-until]").forEach((n) => { n.textContent = `(${left(n.dataset.until, n.dataset.lang)})`; });
   }, 30000);
 }
