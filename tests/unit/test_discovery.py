@@ -118,6 +118,20 @@ class TestIdentity:
 
         assert ids("Alice") == ids("Alicia Müller") == ids(None)
 
+    def test_ids_do_not_follow_the_language(self) -> None:
+        """Names are translated (PRODUCT §8); ids are the same in every language."""
+
+        def ids(language: str) -> list[str]:
+            return [
+                c["default_entity_id"]
+                for _, c in profile_entities(TOPICS, "alice", "Alice", language=language)
+            ]
+
+        names_de = [c["name"] for _, c in profile_entities(TOPICS, "alice", None, language="de")]
+        names_en = [c["name"] for _, c in profile_entities(TOPICS, "alice", None)]
+        assert names_de != names_en
+        assert ids("en") == ids("de") == ids("fr") == ids("es") == ids("nl")
+
 
 class TestProfileEntities:
     def test_every_entity_of_the_contract(self) -> None:
