@@ -324,14 +324,17 @@ class TestTheTruthAfterInterruptions:
         self, stack: MirrorStack
     ) -> None:
         """The broker stops and returns: the module is connected again within 10 s and the
-        page shows exactly the open prompts; an ack after that still clears its entry."""
+        page shows exactly the open prompts. Done pressed while the broker was away is
+        sent when it returns; an ack from the CLI after that still clears its entry."""
         treat(stack, "alice")
         treat(stack, "bob")
         wait_exactly_open(stack)
+        pressed = wait_for_entry(stack, "bob", "actives_pause")
         connections = stack.magicmirror.log_text().count(CONNECTED)
         daemon_connections = stack.daemon.log_count("mqtt_connected")
         stack.broker.stop()
         stack.page.locator(".needlecare-status").wait_for(state="visible")
+        entry(stack.page, pressed["id"]).get_by_role("button", name="Done").click()
         stack.broker.start()
         wait_until(
             lambda: stack.magicmirror.log_text().count(CONNECTED) > connections,
@@ -345,8 +348,10 @@ class TestTheTruthAfterInterruptions:
         )
         wait_exactly_open(stack, timeout=BROKER_RETURN_S)
         assert SESSION_RESUMED in stack.magicmirror.log_text().split(BROKER_GONE)[-1]
-        # The daemon has its own back-off; once it is back, an ack reaches the mirror.
+        # The daemon has its own back-off; once it is back, the held press arrives.
         wait_until(lambda: stack.daemon.log_count("mqtt_connected") > daemon_connections)
+        wait_until(lambda: "acked" == status_of(stack, pressed["id"]), what="the held press")
+        wait_gone(stack, pressed["id"], timeout=ANSWERED_WITHIN_S)
         soothe = wait_for_entry(stack, "alice", "soothe")
         stack.daemon.cli("ack", soothe["id"])
         wait_gone(stack, soothe["id"], timeout=ANSWERED_WITHIN_S)
