@@ -58,6 +58,8 @@ class MagicMirror:
         self.config_path = install.magicmirror / "config" / f"needlecare-test-{port}.js"
         self.log_path = workdir / "magicmirror.log"
         self.process: subprocess.Popen[bytes] | None = None
+        # MagicMirror's own language: the module's labels and buttons follow it.
+        self.language = "en"
 
     @property
     def url(self) -> str:
@@ -69,7 +71,7 @@ class MagicMirror:
             "port": self.port,
             "basePath": "/",
             "ipWhitelist": [],
-            "language": "en",
+            "language": self.language,
             "logLevel": ["INFO", "LOG", "WARN", "ERROR"],
             "modules": [
                 {"module": "alert"},
