@@ -19,17 +19,26 @@ from needlecare.domain.sessions import Session
 PROGRESS_FROM = 200  # rows; fewer finish before a bar would be seen
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
+    if type(value) in _SCALARS:  # exact types: an Enum member that is also a str goes on
+        return value
     if isinstance(value, tuple | list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         return record(value)
+    return _leaf(value)
+
+
+def _leaf(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
     return value
 
 

@@ -83,7 +83,7 @@ async def profiles(request: Request) -> Response:
 
 
 @router.get("/sessions", tags=["sessions"], response_model=None, responses=ROWS)
-async def sessions(request: Request, profile: ProfileQuery = None, limit: Limit = 200) -> Response:
+async def sessions(request: Request, profile: ProfileQuery = None, limit: Limit = 100) -> Response:
     """The most recently recorded sessions (``limit``), newest first.
 
     Each has the fields of ``needlecare sessions --json``.
@@ -136,7 +136,7 @@ async def void_session(
 
 @router.get("/reminders", tags=["reminders"], response_model=None, responses=ROWS)
 async def reminders(
-    request: Request, profile: ProfileQuery = None, status: StatusQuery = None, limit: Limit = 200
+    request: Request, profile: ProfileQuery = None, status: StatusQuery = None, limit: Limit = 100
 ) -> Response:
     """The most recently planned reminders (``limit``) in due order.
 
