@@ -27,11 +27,16 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-# Reinstall only when the project's metadata changed since the last install.
-stamp="$VENV/.needlecare-installed"
+# NEEDLECARE_EXTRAS: the optional dependencies to install with the package, comma
+# separated: "test" (the default: the test suite needs it) or "" (runtime only, what
+# deploy/trial.sh asks for). Reinstall only when the project's metadata changed since
+# the last install of the same extras.
+EXTRAS="${NEEDLECARE_EXTRAS-test}"
+spec="$ROOT${EXTRAS:+[$EXTRAS]}"
+stamp="$VENV/.needlecare-installed${EXTRAS:+-${EXTRAS//,/-}}"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -e "$ROOT[test]"
+  "$VENV/bin/pip" install -q -e "$spec"
   touch "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -5,6 +5,9 @@
 #   .venv/bin/needlecare simulate -c config/needlecare.example.yaml
 #   .venv/bin/needlecare sessions -c config/needlecare.example.yaml
 set -euo pipefail
+# The package and its runtime dependencies only (not the test suite's 355 MB);
+# NEEDLECARE_EXTRAS=report adds the HTML report's plotting library.
+export NEEDLECARE_EXTRAS="${NEEDLECARE_EXTRAS-}"
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
 # The web app, on this machine only (127.0.0.1: no token needed).

@@ -70,6 +70,8 @@ class MosquittoBroker:
         password_file: Path | None = None,
         tls: BrokerTls | None = None,
         executable: str = "mosquitto",
+        run_as: str | None = None,
+        save_on_changes: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.host = host
@@ -78,6 +80,11 @@ class MosquittoBroker:
         self.password_file = password_file
         self.tls = tls
         self.executable = executable
+        # A user to drop to when started as root (None: whoever starts it).
+        self.run_as = run_as
+        # Save after every change instead of every second: the same durability for
+        # queued messages, and an idle broker's log stays quiet.
+        self.save_on_changes = save_on_changes
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -118,6 +125,8 @@ class MosquittoBroker:
                 raise BrokerError(f"{self.host}:{port} is already in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(self.render_config(), encoding="utf-8")
+        if self.run_as is not None and os.geteuid() == 0:
+            _hand_over(self.data_dir, self.run_as)
         log_offset = _size(self.log_path)
         with (self.data_dir / OUTPUT_NAME).open("ab") as output:
             self._process = _spawn([self.executable, "-c", str(self.config_path)], output)
@@ -237,7 +246,7 @@ def _config_lines(broker: MosquittoBroker) -> Iterator[str]:
 
 
 def _global_lines(broker: MosquittoBroker) -> Iterator[str]:
-    user = _current_user()
+    user = broker.run_as or _current_user()
     if user is not None:
         yield f"user {user}"  # as root, mosquitto would switch to user "mosquitto"
     yield f"log_dest file {_config_path(broker.log_path)}"
@@ -254,6 +263,8 @@ def _global_lines(broker: MosquittoBroker) -> Iterator[str]:
         yield f"persistence_location {_config_path(broker.data_dir)}"
         yield f"persistence_file {PERSISTENCE_NAME}"
         yield "autosave_interval 1"  # the default, 1800 s, loses everything on SIGKILL
+        if broker.save_on_changes:
+            yield "autosave_on_changes true"  # "1" then counts changes, not seconds
     if broker.password_file is None:
         yield "allow_anonymous true"
     else:
@@ -275,6 +286,13 @@ def _config_path(path: Path) -> str:
     if "\n" in text or "\r" in text:
         raise ValueError(f"mosquitto.conf cannot hold a path with a line break: {text!r}")
     return text
+
+
+def _hand_over(data_dir: Path, user: str) -> None:
+    """Give ``data_dir`` and its files to ``user``, who writes the log and persistence."""
+    entry = pwd.getpwnam(user)
+    for path in [data_dir, *data_dir.iterdir()]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _current_user() -> str | None:

@@ -53,6 +53,8 @@ def test_containerfile_is_multi_stage_slim_non_root_with_a_healthcheck() -> None
     for tool in BUILD_TOOLS:
         assert not re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", runtime_runs), tool
     assert "pip uninstall -y pip" in " ".join(args for keyword, args in build if keyword == "RUN")
+    # Every documented command works in the image: report needs the 'report' extra.
+    assert '"/src[report]"' in " ".join(args for keyword, args in build if keyword == "RUN")
     cmd = [args for keyword, args in runtime if keyword == "CMD"]
     assert ['["needlecare", "run"]'] == cmd
     subprocess.run(["bash", "-n", str(BUILD_SCRIPT)], check=True, timeout=30)
@@ -70,7 +72,8 @@ def test_container_image_builds_and_runs_the_daemon(
 ) -> None:
     """The image built by build.sh runs as uid 10001 without pip or a compiler; the daemon
     in it connects to a real Mosquitto, records a session, answers its HEALTHCHECK
-    (``podman healthcheck run``) and exits 0 on ``podman stop`` (SIGTERM)."""
+    (``podman healthcheck run``), writes the HTML report (``needlecare report``, whose
+    plotting library the image carries) and exits 0 on ``podman stop`` (SIGTERM)."""
     env = podman_env
     inspected = json.loads(podman("image", "inspect", needlecare_image, env=env).stdout)[0]
     assert "10001:10001" == inspected["Config"]["User"]
@@ -113,6 +116,13 @@ def test_container_image_builds_and_runs_the_daemon(
 
         wait_until(lambda: len(sessions()) == 1, timeout=30, what="the session in the store")
         assert "completed" == sessions()[0]["status"]
+        report = podman(
+            "exec", name, "needlecare", "report", "--profile", "alice", "--out", "/data/r.html",
+            env=env, check=False,
+        )  # fmt: skip
+        assert 0 == report.returncode, report.stderr[-3000:]
+        page = podman("exec", name, "head", "-c", "200", "/data/r.html", env=env).stdout
+        assert page.lstrip().lower().startswith("<!doctype html>")
         podman("stop", "-t", "30", name, env=env, timeout=60)
         state = json.loads(podman("inspect", name, env=env).stdout)[0]["State"]
         assert 0 == state["ExitCode"], podman("logs", name, env=env).stderr[-3000:]

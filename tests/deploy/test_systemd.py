@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from needlecare.config import load_config
 from support.daemon import wait_until
 from support.deploy import (
     BUILD_TIMEOUT,
+    ROOT,
     SYSTEMD_IMAGE,
     UNIT,
     daemon_config,
@@ -98,6 +100,35 @@ def test_systemd_unit_is_hardened() -> None:
     assert ("WantedBy", "multi-user.target") in {
         (key, value) for section, key, value in settings if section == "Install"
     }
+
+
+def test_documentation_is_a_link_that_resolves_anywhere() -> None:
+    """Documentation= is an https link to the install guide in the repository, not a
+    file:// path that exists only where the docs were copied."""
+    [link] = [value for section, key, value in unit_settings(UNIT) if key == "Documentation"]
+    assert link.startswith("https://")
+    assert link.endswith("/deploy/systemd/INSTALL.md")
+    assert (ROOT / "deploy" / "systemd" / "INSTALL.md").is_file()
+
+
+def test_quick_start_config_puts_the_store_in_the_state_directory(tmp_path: Path) -> None:
+    """INSTALL.md's command that writes /etc/needlecare/needlecare.yaml, run as written
+    (minus sudo, into a temporary file): the config loads and its store.path is
+    /var/lib/needlecare/needlecare.db, where the service may write."""
+    text = (ROOT / "deploy" / "systemd" / "INSTALL.md").read_text(encoding="utf-8")
+    command = re.search(r"^(sed .*\\\n.*needlecare\.yaml >/dev/null)$", text, re.MULTILINE)
+    assert command is not None
+    target = tmp_path / "needlecare.yaml"
+    shell = command.group(1).replace("sudo tee /etc/needlecare/needlecare.yaml", f"tee {target}")
+    subprocess.run(["bash", "-c", shell], cwd=ROOT, check=True, timeout=30)
+    config = load_config(target, {})
+    assert Path("/var/lib/needlecare/needlecare.db") == config.store.path
+
+
+def test_exit_codes_that_need_a_person_are_not_restarted() -> None:
+    """A config error (1), refused credentials (3) and a store held by another daemon (6)."""
+    [codes] = [v for _, key, v in unit_settings(UNIT) if key == "RestartPreventExitStatus"]
+    assert {"1", "3", "6"} == set(codes.split())
 
 
 # The needlecare image with systemd as PID 1 and without the image's static user, so

@@ -1,6 +1,9 @@
 """``needlecare run``: logging, an optional trial broker, signals, exit codes."""
 
+import os
+import pwd
 from contextlib import ExitStack
+from pathlib import Path
 
 import structlog
 
@@ -13,6 +16,8 @@ from needlecare_integrations.store import StoreError
 from needlecare_integrations.store.lock import StoreLock, StoreLockedError, StoreLockError
 
 log = structlog.get_logger(__name__)
+
+TRIAL_BROKER_USER = "mosquitto"  # created by Debian's mosquitto package
 
 
 def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
@@ -54,6 +59,25 @@ def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
     return None
 
 
+def _unprivileged(data_dir: Path) -> str | None:
+    """The user a trial broker started as root drops to: Debian's "mosquitto", if any.
+
+    None (stay as we are) when not root, or when that user could not reach
+    ``data_dir`` (a checkout under /root): the broker would not start at all.
+    """
+    if os.geteuid() != 0:
+        return None
+    reachable = all(parent.stat().st_mode & 0o001 for parent in data_dir.absolute().parents)
+    if not reachable:
+        log.warning("trial_broker_as_root", reason="its folder is not reachable by other users")
+        return None
+    try:
+        pwd.getpwnam(TRIAL_BROKER_USER)
+    except KeyError:
+        return "nobody"
+    return TRIAL_BROKER_USER
+
+
 def _start_trial_broker(config: NeedlecareConfig, stack: ExitStack) -> bool:
     host, port = config.mqtt.host, config.mqtt.port
     if port_in_use(host, port):
@@ -61,7 +85,13 @@ def _start_trial_broker(config: NeedlecareConfig, stack: ExitStack) -> bool:
         return True
     # Beside the store, so queued events survive a restart of the trial too.
     data_dir = config.store.path.with_name(config.store.path.stem + "-broker")
-    broker = MosquittoBroker(data_dir=data_dir, host=host, port=port)
+    broker = MosquittoBroker(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        run_as=_unprivileged(data_dir),
+        save_on_changes=True,
+    )
     try:
         broker.start()
     except (BrokerError, OSError) as error:
