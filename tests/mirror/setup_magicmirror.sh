@@ -50,11 +50,23 @@ if [ ! -f "$MM/.installed" ]; then
 fi
 
 # -- MMM-Needlecare, as its README installs it ---------------------------------------
+# Copied into modules/ and `npm install --omit=dev` there. Only when the source
+# changed, and put in place by a rename: another test run may be using the module.
+source="$ROOT/deploy/magicmirror/MMM-Needlecare"
 module="$MM/modules/MMM-Needlecare"
-rm -rf "$module"
-mkdir -p "$module"
-(cd "$ROOT/deploy/magicmirror/MMM-Needlecare" && tar -cf - --exclude=node_modules .) | tar -xf - -C "$module"
-(cd "$module" && npm install --omit=dev >&2)
+digest="$(cd "$source" && find . -path ./node_modules -prune -o -type f -print0 \
+  | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-32)"
+if [ "$(cat "$module/.needlecare-source" 2>/dev/null || true)" != "$digest" ]; then
+  staging="$MM/modules/.MMM-Needlecare.$$"
+  rm -rf "$staging"
+  mkdir -p "$staging"
+  (cd "$source" && tar -cf - --exclude=node_modules .) | tar -xf - -C "$staging"
+  (cd "$staging" && npm install --omit=dev >&2)
+  echo "$digest" >"$staging/.needlecare-source"
+  [ ! -e "$module" ] || mv "$module" "$module.old.$$"
+  mv "$staging" "$module"
+  rm -rf "$module.old.$$"
+fi
 
 # MagicMirror asks every page for config/custom.css; a missing one is a console error
 # in every browser (most installs have one: its docs tell people to create it).

@@ -23,9 +23,10 @@ def node_json(install: Install, script: str) -> object:
 
 
 def test_install_is_the_command_the_setup_script_runs() -> None:
-    """`npm install --omit=dev` in the copied module folder, in the README and the tests."""
+    """`npm install --omit=dev` in the copied module folder, in the README and the tests
+    (which copy it into modules/ under a temporary name, renamed into place after)."""
     assert "cd ~/MagicMirror/modules/MMM-Needlecare\nnpm install --omit=dev\n" in README
-    assert '(cd "$module" && npm install --omit=dev >&2)' in SETUP
+    assert '(cd "$staging" && npm install --omit=dev >&2)' in SETUP
 
 
 def test_config_example_has_the_keys_the_tests_use(mirror_install: Install) -> None:
