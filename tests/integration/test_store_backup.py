@@ -95,7 +95,7 @@ class TestRestore:
         wait_until(lambda: 2 == daemon.count("events"), what="the second event")
 
         refused = daemon.cli("restore", str(saved), check=False)
-        assert 5 == refused.returncode
+        assert 6 == refused.returncode
         assert "holds the lock" in refused.stderr
         assert 2 == daemon.count("events")
 

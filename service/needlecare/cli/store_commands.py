@@ -52,7 +52,7 @@ def restore_command(config_path: Path | None, source: Path) -> None:
         restored, aside = restore(source, store, now=SystemClock().now())
     except StoreLockedError as error:
         click.echo(f"error: {error}; stop it first, then restore", err=True)
-        sys.exit(5)
+        sys.exit(6)  # as a second `needlecare run` on a held store
     except BackupError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(4)
