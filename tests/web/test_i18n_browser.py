@@ -122,3 +122,22 @@ class TestFrameInTheBrowserLanguage:
         assert [r["name"] for r in states["alice"]["restrictions"]] == [
             r["name"] for r in states["bob"]["restrictions"]
         ]
+
+
+class TestOtherPagesInTheBrowserLanguage:
+    def test_log_a_session_from_the_german_page(self, web_de: WebDaemon, browser: Browser) -> None:
+        """The sessions page in German logs a session through the same API."""
+        tab = tab_in(browser, "de")
+        try:
+            tab.page.goto(web_de.url + "/sessions")
+            expect(tab.page.locator("h1")).to_have_text("Behandlungen")
+            tab.page.get_by_label("Profil").select_option("bob")
+            tab.page.get_by_label("Rahmen").select_option("professional")
+            tab.page.get_by_role("button", name="Behandlung eintragen").click()
+            expect(tab.page.locator("#status")).to_contain_text("eingetragen")
+            created = tab.page.locator("#status").inner_text().split()[1]
+            logged = {s["id"]: s for s in web_de.get("/api/v1/sessions?profile=bob")}
+            assert "professional" == logged[created]["setting"]
+            assert [] == tab.errors
+        finally:
+            tab.page.context.close()

@@ -97,7 +97,7 @@ async function act(item, id, verb, body, lang) {
     say(verb === "ack" ? t("acked", lang) : t("snoozed", lang));
   } catch (error) {
     item.querySelectorAll("button").forEach((b) => { b.disabled = false; });
-    say(`Could not ${verb}: ${error.message}`, true);
+    say(t(verb === "ack" ? "not_acked" : "not_snoozed", lang, { error: error.message }), true);
   }
 }
 
@@ -133,7 +133,7 @@ async function overview() {
 
 function profilePicker(onchange) {
   const select = el("select", { id: "profile", onchange });
-  select.append(el("option", { value: "" }, "Everyone"));
+  select.append(el("option", { value: "" }, t("everyone")));
   return select;
 }
 
@@ -152,32 +152,32 @@ async function timeline() {
     api(`api/v1/reminders${query}${query ? "&" : "?"}limit=100`),
   ]);
   const rows = [
-    ...sessions.map((s) => ({ at: s.ended_at || s.started_at, text: `Session (${s.setting}, ${s.status})`, who: s.profile, id: s.id })),
+    ...sessions.map((s) => ({ at: s.ended_at || s.started_at, text: t("session_row", null, { setting: s.setting, status: s.status }), who: s.profile, id: s.id })),
     ...reminders.map((r) => ({ at: r.due_at, text: `${r.title} — ${r.status}`, who: r.profile, id: r.id })),
   ].filter((r) => r.at).sort((a, b) => (a.at < b.at ? 1 : -1));
   const picker = profilePicker((e) => { timelineProfile = e.target.value; timeline().catch(fail); });
   await fillProfiles(picker, true);
   picker.value = timelineProfile;
   content.replaceChildren(
-    el("label", { for: "profile" }, "Profile"), picker,
+    el("label", { for: "profile" }, t("profile")), picker,
     rows.length ? el("ul", { class: "list" }, rows.map((r) =>
-      el("li", {}, el("strong", {}, when(r.at)), " · ", r.who, el("div", {}, r.text)))) : el("p", {}, "Nothing yet."));
+      el("li", {}, el("strong", {}, when(r.at)), " · ", r.who, el("div", {}, r.text)))) : el("p", {}, t("nothing_yet")));
 }
 
 async function sessionsPage() {
   const profile = el("select", { id: "log-profile", name: "profile", required: true });
   await fillProfiles(profile, false);
   const form = el("form", { class: "card", "aria-labelledby": "log-title" },
-    el("h2", { id: "log-title" }, "Log a session"),
-    el("label", { for: "log-profile" }, "Profile"), profile,
-    el("label", { for: "log-setting" }, "Setting"),
+    el("h2", { id: "log-title" }, t("log_title")),
+    el("label", { for: "log-profile" }, t("profile")), profile,
+    el("label", { for: "log-setting" }, t("setting")),
     el("select", { id: "log-setting", name: "setting" },
-      el("option", { value: "home" }, "Home"), el("option", { value: "professional" }, "Professional")),
-    el("label", { for: "log-at" }, "Ended at (empty: now)"),
+      el("option", { value: "home" }, t("home")), el("option", { value: "professional" }, t("professional"))),
+    el("label", { for: "log-at" }, t("ended_at")),
     el("input", { id: "log-at", name: "at", type: "datetime-local" }),
-    el("label", { for: "log-depth" }, "Needle depth, mm (optional)"),
+    el("label", { for: "log-depth" }, t("depth_mm")),
     el("input", { id: "log-depth", name: "depth", type: "number", min: "0.1", max: "3", step: "0.05" }),
-    el("button", { type: "submit" }, "Log session"));
+    el("button", { type: "submit" }, t("log_session")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -186,27 +186,27 @@ async function sessionsPage() {
     if (data.get("depth")) body.needle_depth_mm = Number(data.get("depth"));
     try {
       const created = await api("api/v1/sessions", { method: "POST", body: JSON.stringify(body) });
-      say(`Logged session ${created.id}.`);
+      say(t("logged", null, { id: created.id }));
       await listSessions(list);
-    } catch (error) { say(`Not logged: ${error.message}`, true); }
+    } catch (error) { say(t("not_logged", null, { error: error.message }), true); }
   });
-  const list = el("ul", { class: "list", "aria-label": "Recent sessions" });
-  content.replaceChildren(form, el("h2", {}, "Recent sessions"), list);
+  const list = el("ul", { class: "list", "aria-label": t("recent_sessions") });
+  content.replaceChildren(form, el("h2", {}, t("recent_sessions")), list);
   await listSessions(list);
 }
 
 async function listSessions(list) {
   const sessions = await api("api/v1/sessions?limit=30");
   list.replaceChildren(...sessions.map((s) => {
-    const reason = el("input", { type: "text", "aria-label": `Reason to void ${s.id}`, placeholder: "reason", maxlength: "128" });
+    const reason = el("input", { type: "text", "aria-label": t("reason_to_void", null, { id: s.id }), placeholder: t("reason"), maxlength: "128" });
     const voidButton = el("button", { type: "button", class: "secondary", onclick: async () => {
       try {
         const body = reason.value ? { reason: reason.value } : {};
         await api(`api/v1/sessions/${encodeURIComponent(s.id)}/void`, { method: "POST", body: JSON.stringify(body) });
-        say(`Voided ${s.id}.`);
+        say(t("voided", null, { id: s.id }));
         await listSessions(list);
-      } catch (error) { say(`Not voided: ${error.message}`, true); }
-    } }, "Void");
+      } catch (error) { say(t("not_voided", null, { error: error.message }), true); }
+    } }, t("void"));
     return el("li", {}, el("strong", {}, when(s.ended_at || s.started_at)), ` · ${s.profile} · ${s.setting} · ${s.status}`,
       el("div", { class: "muted" }, s.id),
       s.status === "voided" ? null : el("div", { class: "actions" }, reason, voidButton));
@@ -226,7 +226,7 @@ function chart(points) {
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `Redness of ${points.length} skin checks, 0 to 100`);
+  svg.setAttribute("aria-label", t("chart_label", null, { n: points.length }));
   const add = (tag, attrs, text) => {
     const node = document.createElementNS(ns, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -250,11 +250,11 @@ async function skin() {
   picker.value = skinProfile;
   const checks = skinProfile ? await api(`api/v1/skin-checks?profile=${encodeURIComponent(skinProfile)}`) : [];
   content.replaceChildren(
-    el("label", { for: "profile" }, "Profile"), picker,
-    checks.length ? el("div", { class: "card" }, chart(checks)) : el("p", {}, "No skin checks yet."),
+    el("label", { for: "profile" }, t("profile")), picker,
+    checks.length ? el("div", { class: "card" }, chart(checks)) : el("p", {}, t("no_skin_checks")),
     checks.length ? el("ul", { class: "list" }, checks.slice(-10).reverse().map((c) =>
-      el("li", {}, `${when(c.checked_at)}: redness ${c.redness}`, c.note ? ` — ${c.note}` : ""))) : null,
-    el("p", {}, el("a", { href: `report?profile=${encodeURIComponent(skinProfile)}` }, "Full report with plots")));
+      el("li", {}, t("redness_line", null, { when: when(c.checked_at), redness: c.redness }), c.note ? ` — ${c.note}` : ""))) : null,
+    el("p", {}, el("a", { href: `report?profile=${encodeURIComponent(skinProfile)}` }, t("full_report"))));
 }
 
 async function deadLetters() {
@@ -262,7 +262,7 @@ async function deadLetters() {
   content.replaceChildren(letters.length ? el("ul", { class: "list" }, letters.slice(0, 200).map((d) =>
     el("li", {}, el("strong", {}, when(d.received_at)), ` · ${d.topic}`,
       el("div", {}, d.reason), el("pre", {}, d.payload_excerpt))))
-    : el("p", {}, "No rejected messages."));
+    : el("p", {}, t("no_dead_letters")));
 }
 
 async function configPage() {
@@ -270,7 +270,7 @@ async function configPage() {
   content.replaceChildren(el("div", { class: "card" },
     el("p", {}, check.summary),
     check.warnings.length ? el("ul", {}, check.warnings.map((w) => el("li", {}, w)))
-      : el("p", {}, "No warnings.")));
+      : el("p", {}, t("no_warnings"))));
 }
 
 async function docs() {
@@ -298,7 +298,7 @@ function exampleBody(spec, body) {
 const renderers = { overview, timeline, sessions: sessionsPage, skin, "dead-letters": deadLetters, config: configPage, docs };
 const render = renderers[page];
 
-function fail(error) { say(`Could not load: ${error.message}`, true); }
+function fail(error) { say(t("not_loaded", null, { error: error.message }), true); }
 
 let pending = null;
 function refresh() {
