@@ -10,7 +10,7 @@ text instead: the built-in voice text would no longer say the same thing.
 from collections.abc import Mapping
 from typing import Final
 
-from needlecare.i18n.translator import NP_, Translator
+from needlecare.i18n.translator import NP_, Translator, fill
 
 VOICE: Final = "voice"
 
@@ -91,5 +91,6 @@ def speech(
             count,
         )
     if built_in and kind in SPOKEN:
-        return tr.pgettext(VOICE, SPOKEN[kind], **values)
+        # fill, not keyword arguments: only the values the text uses get formatted.
+        return fill(tr.pgettext(VOICE, SPOKEN[kind]), values)
     return tr.pgettext("voice", "{title}. {message}", title=title, message=message)

@@ -57,7 +57,7 @@ class Translator:
     @property
     def locale(self) -> Locale:
         """The Babel locale whose conventions format dates, lists and numbers."""
-        return Locale.parse(FORMAT_LOCALES[self.language])
+        return _locale(FORMAT_LOCALES[self.language])
 
     # -- messages ----------------------------------------------------------------------
 
@@ -141,6 +141,12 @@ class Translator:
     def _date_time(self, day: str, time: str, width: str) -> str:
         pattern = str(self.locale.datetime_formats[width])
         return pattern.replace("{1}", day).replace("{0}", time)
+
+
+@cache
+def _locale(name: str) -> Locale:
+    # Parsed once: Babel's formatters take the Locale object as it is.
+    return Locale.parse(name)
 
 
 @cache
