@@ -28,7 +28,15 @@ def config_option(func: F) -> F:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")(func)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print a JSON array of objects (times in UTC)."
+    )(func)
+
+
+def json_object_option(func: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON object (times in UTC)."
+    )(func)
 
 
 def wait_option(func: F) -> F:

@@ -128,7 +128,10 @@ def protocol(config_path: Path | None) -> None:
 @click.option("--profile", default=None, help="Only this profile's sessions.")
 @json_option
 def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> None:
-    """List recorded sessions."""
+    """List recorded sessions.
+
+    Times are shown in the profile's zone; --json gives RFC 3339 in UTC.
+    """
     config = load_or_exit(config_path)
     check_profile(config, profile)
     found = reader(config).sessions(profile)
@@ -186,7 +189,12 @@ EXPORT_TABLES = ("sessions", "skin_checks", "products", "reminders")
 @cli.command()
 @config_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="json: one object (a list with --table); csv: one table.",
 )
 @click.option(
     "--table",

@@ -15,6 +15,7 @@ from needlecare.cli.common import (
     check_profile,
     config_option,
     display_zone,
+    json_object_option,
     json_option,
     load_or_exit,
     local_time,
@@ -37,7 +38,10 @@ REMINDER_STATUSES = ("pending", "sent", "late", "acked", "snoozed", "missed", "c
 def reminders(
     config_path: Path | None, profile: str | None, status: str | None, as_json: bool
 ) -> None:
-    """List reminders with due time, channels and status."""
+    """List reminders with due time, channels and status.
+
+    Due times are shown in the profile's zone; --json gives RFC 3339 in UTC.
+    """
     config = load_or_exit(config_path)
     check_profile(config, profile)
     found = reader(config).reminders.listing(profile, status)
@@ -67,7 +71,8 @@ def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
     """Acknowledge a reminder everywhere (mirror, Home Assistant, phone).
 
     Goes through the running daemon and waits until it has recorded the ack.
-    A reminder acknowledged before is reported as such and nothing is sent.
+    A reminder acknowledged before is reported as such and nothing is sent; with
+    no daemon running on the store nothing is sent and the exit code is 7.
     """
     config = load_or_exit(config_path)
     reminder = _reminder_or_exit(config, reminder_id)
@@ -91,7 +96,8 @@ def ack(config_path: Path | None, reminder_id: str, wait: float) -> None:
 def snooze(config_path: Path | None, reminder_id: str, minutes: int, wait: float) -> None:
     """Snooze a reminder for N minutes (1 to 1440).
 
-    Goes through the running daemon and waits until it has recorded the snooze.
+    Goes through the running daemon and waits until it has recorded the snooze;
+    with no daemon running on the store nothing is sent and the exit code is 7.
     """
     config = load_or_exit(config_path)
     reminder = _reminder_or_exit(config, reminder_id)
@@ -202,9 +208,13 @@ def calendar(config_path: Path | None, profile: str | None, out: Path | None) ->
 
 @click.command()
 @config_option
-@json_option
+@json_object_option
 def status(config_path: Path | None, as_json: bool) -> None:
-    """Connection state, pending reminders, outbox backlog and the latest events."""
+    """Connection state, pending reminders, outbox backlog and the latest events.
+
+    Says whether a daemon holds this store (and its pid) beside what the broker's
+    retained status says; times in the first profile's zone (--json: UTC).
+    """
     from needlecare.cli.status import collect_status, render_status  # noqa: PLC0415
 
     config = load_or_exit(config_path)

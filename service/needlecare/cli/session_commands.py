@@ -84,7 +84,8 @@ def void_session(
 
     The session stays in the journal as voided, its pending reminders are
     cancelled and cleared everywhere, and the plan of the latest remaining session
-    comes back. Goes through the running daemon and waits until it has recorded it.
+    comes back. Goes through the running daemon and waits until it has recorded it;
+    with no daemon running on the store nothing is sent and the exit code is 7.
     """
     config = load_or_exit(config_path)
     store = reader(config)
