@@ -7,15 +7,29 @@ deploy/magicmirror/MMM-Needlecare/README.md says; the page is driven by Playwrig
 import json
 import os
 import shutil
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Browser, Locator, Page
 
-from mirror.harness import CONNECTED, DAEMON_PASSWORD, DAEMON_USER, MIRROR_ID, MirrorStack
-from support.daemon import wait_until
-from support.mosquitto import MqttClientFactory
+from mirror.conftest import MIRRORS, PROFILES, _running
+from mirror.harness import (
+    CONNECTED,
+    DAEMON_PASSWORD,
+    DAEMON_USER,
+    MIRROR_ID,
+    MIRROR_PASSWORD,
+    Install,
+    MagicMirror,
+    MirrorStack,
+    module_config,
+)
+from needlecare_integrations.broker import MosquittoBroker
+from support.daemon import DaemonFactory, wait_until
+from support.mosquitto import MqttClientFactory, free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -370,3 +384,59 @@ class TestTls:
         wait_gone(tls_stack, soothe["id"], timeout=10.0)
         assert "acked" == status_of(tls_stack, soothe["id"])
         assert_no_console_errors(tls_stack)
+
+
+class SecretsMirror(MagicMirror):
+    """MagicMirror with `hideConfigSecrets: true`, as the module's README advises."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config_path.read_text(encoding="utf-8")
+        # MagicMirror looks for this exact line (unquoted key) before it redacts.
+        text = text.replace("let config = {\n", "let config = {\n  hideConfigSecrets: true,\n", 1)
+        self.config_path.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def secrets_stack(  # noqa: PLR0917 (pytest passes fixtures by name)
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mirror_install: Install,
+    browser: Browser,
+    auth_broker: MosquittoBroker,
+    daemon_factory: DaemonFactory,
+    mqtt_client_factory: MqttClientFactory,
+) -> Iterator[MirrorStack]:
+    """The usual stack, the mirror's password given as ${SECRET_NEEDLECARE_PASSWORD}."""
+    credentials = {"username": DAEMON_USER, "password": DAEMON_PASSWORD}
+    daemon = daemon_factory(
+        auth_broker, mqtt=credentials, profiles=PROFILES, mirrors=MIRRORS
+    ).start()
+    publisher = mqtt_client_factory(auth_broker, **credentials)
+    monkeypatch.setenv("SECRET_NEEDLECARE_PASSWORD", MIRROR_PASSWORD)
+    module = {**module_config(auth_broker), "password": "${SECRET_NEEDLECARE_PASSWORD}"}
+    magicmirror = SecretsMirror(mirror_install, tmp_path, free_ports(1)[0], module)
+    yield from _running(browser, MirrorStack(auth_broker, daemon, magicmirror, publisher))
+
+
+def _served(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        return str(response.read().decode("utf-8"))
+
+
+class TestSecrets:
+    def test_the_password_stays_on_the_server(self, secrets_stack: MirrorStack) -> None:
+        """With hideConfigSecrets and the password from the environment, the module logs
+        in (the broker refuses anyone else) and shows prompts, while the page, the config
+        MagicMirror serves, its config file and its log never hold the password."""
+        stack = secrets_stack
+        treat(stack, "alice")
+        wait_for_entry(stack, "alice", "soothe")
+        mirror = stack.magicmirror
+        page_config = str(stack.page.evaluate("JSON.stringify(config)"))
+        served_config = _served(f"{mirror.url}config/")
+        served_file = _served(f"{mirror.url}config/{mirror.config_path.name}")
+        assert "**SECRET_NEEDLECARE_PASSWORD**" in page_config
+        for seen in (page_config, served_config, served_file, mirror.log_text()):
+            assert MIRROR_PASSWORD not in seen
+        assert_no_console_errors(stack)
