@@ -18,7 +18,7 @@ const logic = require("./prompts.js");
 
 const RECONNECT_MS = 2000;
 const REFUSED_RECONNECT_MS = 60000; // a refused login is not retried every 2 s
-const NOTIFY_PREVIEW = 200;
+const PAYLOAD_PREVIEW = 200;
 
 module.exports = NodeHelper.create({
 	/** Connect for every MMM-Needlecare entry of config.js at once, before any page loads. */
@@ -136,7 +136,7 @@ module.exports = NodeHelper.create({
 			mirror.states[profile] = logic.parseState(profile, text);
 			this.sendSocketNotification("NEEDLECARE_STATE", { mirrorId, profile, state: mirror.states[profile] });
 		} catch (error) {
-			Log.warn(`mirror ${mirrorId}: ignored a bad payload on ${topic} (${error.message}): ${text.slice(0, NOTIFY_PREVIEW)}`);
+			Log.warn(`mirror ${mirrorId}: ignored a bad payload on ${topic} (${error.message}): ${text.slice(0, PAYLOAD_PREVIEW)}`);
 		}
 	},
 
