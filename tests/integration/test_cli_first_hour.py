@@ -155,6 +155,7 @@ class TestCheckConfig:
         "mqtt:\n  port: abc\n  pasword: hunter2-secret\n"
         "profiles:\n  alice: {timezone: Europe/Berlin, quiet_hours: {strat: '22:00'}}\n"
         "logging: {format: xml}\n"
+        "devices:\n  pen1: {owner: bob}\n"
     )
 
     def test_every_problem_in_plain_words_with_suggestions_and_no_values(
@@ -165,7 +166,7 @@ class TestCheckConfig:
         config.write_text(self.CONFIG, encoding="utf-8")
         result = needlecare("check-config", "-c", str(config), cwd=tmp_path)
         expected = (
-            f"{config}: 5 problems\n"
+            f"{config}: 6 problems\n"
             f"  mqtt.port: 'abc' (file {config})\n"
             "    not a whole number\n"
             f"  mqtt.pasword (file {config})\n"
@@ -176,6 +177,8 @@ class TestCheckConfig:
             "    must be one of 'auto', 'json' or 'console'\n"
             f"  profils (file {config})\n"
             "    unknown key; did you mean 'profiles'? (its value is not shown)\n"
+            f"  devices.pen1.owner: 'bob' (file {config})\n"
+            "    unknown profile 'bob'\n"
         )
         assert (1, expected, "") == (result.returncode, result.stderr, result.stdout)
         assert "Input should" not in result.stderr

@@ -205,12 +205,14 @@ class TestCheckConfig:
             env={"PATH": "/usr/bin:/bin"},
         )
         expected = (
-            f"{config}: 3 problems\n"
+            f"{config}: 4 problems\n"
             f"  mqtt.port: 'abc' (file {config})\n"
             "    not a whole number\n"
             f"  mqtt.colour (file {config})\n"
             "    unknown key (its value is not shown)\n"
             f"  profiles.alice.timezone: 'Mars/Base' (file {config})\n"
             "    unknown time zone\n"
+            f"  devices.pen1.owner: 'bob' (file {config})\n"
+            "    unknown profile 'bob'\n"
         )
         assert (1, expected, "") == (result.returncode, result.stderr, result.stdout)

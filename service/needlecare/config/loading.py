@@ -98,6 +98,9 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     except ValidationError as error:
         secrets = _secrets_in(data)
         problems = [_problem(detail, layers, secrets) for detail in error.errors()]
+        # Cross-references are checked on a valid model only; find them in the raw
+        # data too, so one run reports every problem.
+        problems += [p for p in _unknown_profiles(data, layers) if p not in problems]
         # Not chained: pydantic's own message prints raw inputs, secrets included.
         raise ConfigError(problems, file=file) from None
 
@@ -273,6 +276,31 @@ def _problem(detail: ErrorDetails, layers: _Layers, secrets: frozenset[str]) -> 
         message=message,
         source=layers.source_of(path, missing=missing),
     )
+
+
+def _unknown_profiles(data: Mapping[str, Any], layers: _Layers) -> list[ConfigProblem]:
+    """Device owners and mirror profiles that name no configured profile."""
+    profiles = data.get("profiles")
+    known = {str(k) for k in profiles} if isinstance(profiles, Mapping) else set()
+    named: list[tuple[DataPath, object]] = []
+    for section, field in (("devices", "owner"), ("mirrors", "profiles")):
+        entries = data.get(section)
+        for name, entry in entries.items() if isinstance(entries, Mapping) else ():
+            value = entry.get(field) if isinstance(entry, Mapping) else None
+            if isinstance(value, list):
+                named += [((section, str(name), field, str(i)), v) for i, v in enumerate(value)]
+            elif value is not None:
+                named.append(((section, str(name), field), value))
+    return [
+        ConfigProblem(
+            path=".".join(path),
+            value=value,
+            message=f"unknown profile {value!r}",
+            source=layers.source_of(path, missing=False),
+        )
+        for path, value in named
+        if isinstance(value, str) and value not in known
+    ]
 
 
 def _plain_message(detail: ErrorDetails) -> str:
