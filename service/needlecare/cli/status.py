@@ -9,7 +9,7 @@ from needlecare.config import NeedlecareConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.mqtt.oneshot import PublishError, read_retained
 from needlecare_integrations.store import SqliteStore
-from needlecare_integrations.store.lock import holder_pid
+from needlecare_integrations.store.lock import StoreLockError, holder_pid
 
 RECENT = 5
 
@@ -36,7 +36,7 @@ def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, An
     events = store.recent_events(RECENT)
     return {
         "daemon": broker_status(config),
-        "daemon_pid": holder_pid(config.store.path),
+        "daemon_pid": _daemon_pid(config),
         "broker": f"{config.mqtt.host}:{config.mqtt.port}",
         "store": str(config.store.path),
         "reminders_waiting": len(pending),
@@ -52,6 +52,14 @@ def collect_status(config: NeedlecareConfig, store: SqliteStore) -> dict[str, An
         ],
         "checked_at": now.isoformat(),
     }
+
+
+def _daemon_pid(config: NeedlecareConfig) -> int | None:
+    """The pid of the daemon holding this store's lock; None when none (or unreadable)."""
+    try:
+        return holder_pid(config.store.path)
+    except StoreLockError:
+        return None
 
 
 def render_status(report: dict[str, Any], zone: tzinfo) -> str:
