@@ -19,13 +19,15 @@ from needlecare.domain.reminders import (
     ReminderStatus,
     Timing,
     acknowledge,
+    back_in_plan,
     cancel,
     deliver,
     delivery_times,
     escalate,
-    expire,
     from_plan,
+    passed,
     replanned,
+    restored,
     snooze,
 )
 
@@ -390,28 +392,43 @@ class TestSnooze:
         assert None is snooze(reminder, 10, DUE + timedelta(hours=1))
 
 
-class TestExpire:
-    def test_expires_now(self) -> None:
-        """Expiring sets ``expires_at`` to now and drops the pending check; status stays."""
-        now = DUE + timedelta(minutes=5)
-        expired = expire(sent(), now)
-        assert (now, None, ReminderStatus.SENT) == (
-            expired.expires_at,
-            expired.next_check_at,
-            expired.status,
+class TestBackInPlan:
+    """Steps left aside that a recomputed plan may take back (after a void, a late end)."""
+
+    def test_passed_step_is_missed_and_was_never_shown(self) -> None:
+        missed = passed(planned(), PLANNED_AT)
+        assert (ReminderStatus.MISSED, 0, None) == (
+            missed.status,
+            missed.rounds,
+            missed.delivered_at,
         )
+        assert back_in_plan(missed)
 
-    def test_expired_prompt_is_no_longer_open(self) -> None:
-        """An expired prompt is closed from the moment it expires."""
-        now = DUE + timedelta(minutes=5)
-        assert False is expire(sent(), now).is_open(now)
+    @pytest.mark.parametrize(
+        ("reminder", "expected"),
+        [
+            pytest.param(cancel(pending()), True, id="cancelled"),
+            pytest.param(cancel(sent()), True, id="cancelled after shown"),
+            pytest.param(pending(), False, id="pending"),
+            pytest.param(sent(), False, id="sent"),
+            pytest.param(deliver(pending(), DUE + timedelta(days=2), TIMING), True, id="missed"),
+        ],
+    )
+    def test_what_may_come_back(self, reminder: Reminder, expected: bool) -> None:
+        assert expected == back_in_plan(reminder)
 
-    def test_expired_prompt_is_missed_if_delivered_again(self) -> None:
-        """A snoozed prompt that expired meanwhile is missed rather than shown again."""
-        snoozed = snooze(sent(), 10, DUE)
-        assert snoozed is not None
-        expired = expire(snoozed, DUE + timedelta(minutes=5))
-        assert ReminderStatus.MISSED == deliver(expired, snoozed.due_at, TIMING).status
+    def test_never_shown_comes_back_fresh_at_the_planned_time(self) -> None:
+        later = planned(due=DUE + timedelta(days=1))
+        back = restored(cancel(pending()), later, DUE)
+        assert (ReminderStatus.PENDING, later.due_at, 0) == (back.status, back.due_at, back.rounds)
+        assert PLANNED_AT == back.created_at
+
+    def test_shown_before_comes_back_as_a_new_round(self) -> None:
+        shown = sent()
+        back = restored(cancel(shown), planned(), DUE + timedelta(hours=1))
+        assert (ReminderStatus.SNOOZED, shown.rounds) == (back.status, back.rounds)
+        again = deliver(back, DUE + timedelta(hours=1), TIMING)
+        assert shown.rounds + 1 == again.rounds
 
 
 class TestCancel:

@@ -118,8 +118,9 @@ class Aftercare:
         """Make the profile's plan the plan of its newest treated session, and only that.
 
         The plan is a function of the surviving sessions alone: steps of any other
-        session give way (waiting ones cancelled, shown ones expired), and the newest
-        session's steps are placed, or restored if an earlier change cancelled them.
+        session give way (cancelled, and withdrawn where they were shown), and the
+        newest session's steps are placed, or restored if an earlier change cancelled
+        them. A status, not an expiry time, so a clock set back cannot revive them.
         """
         current = self.store.last_treated_session(profile, exclude=None)
         keep = None if current is None else current.id
@@ -128,7 +129,7 @@ class Aftercare:
                 self._cancel(waiting, reason=f"superseded by {keep}")
         for shown in self.store.reminders.delivered(profile, now):
             if _plan_step_of_other(shown, keep):
-                self.store.reminders.save(rem.expire(shown, now))
+                self.store.reminders.save(rem.cancel(shown))
                 self.dispatch.withdraw(shown, now, "superseded")
         self.touched.add(profile)
         if current is None:
@@ -327,7 +328,7 @@ class Aftercare:
             self.store.reminders.save(rem.from_plan(planned, now))
             log.debug("reminder_planned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
             return True
-        if current.status is ReminderStatus.CANCELLED:
+        if rem.back_in_plan(current):
             self.store.reminders.save(rem.restored(current, planned, now))
             log.debug("reminder_restored", reminder_id=planned.id)
             return True
@@ -341,7 +342,7 @@ class Aftercare:
     def _record_passed(self, planned: PlannedReminder, now: datetime) -> bool:
         """A step whose time went by before its session was known: kept as missed, unannounced."""
         current = self.store.reminders.get(planned.id)
-        if current is not None and current.status is not ReminderStatus.CANCELLED:
+        if current is not None and not rem.back_in_plan(current):
             return False
         self.store.reminders.save(rem.passed(planned, now))
         return True

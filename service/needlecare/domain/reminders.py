@@ -176,21 +176,23 @@ def snooze(reminder: Reminder, minutes: int, now: datetime) -> Reminder | None:
     )
 
 
-def expire(reminder: Reminder, now: datetime) -> Reminder:
-    """A shown prompt that no longer applies (a newer session superseded it)."""
-    return replace(reminder, expires_at=now, next_check_at=None)
+def back_in_plan(reminder: Reminder) -> bool:
+    """Whether a plan step left aside may follow the plan again.
 
-
-def cancel(reminder: Reminder) -> Reminder:
-    """Superseded by a newer plan: kept for the record, never delivered."""
-    return replace(reminder, status=ReminderStatus.CANCELLED, next_check_at=None)
+    Cancelled steps (their session was superseded, then the newer one voided) and
+    missed steps never shown (recorded as passed, until a late end moved the session)
+    follow a recomputed plan; everything the person has seen stays as it was.
+    """
+    never_shown = reminder.status is ReminderStatus.MISSED and reminder.rounds == 0
+    return reminder.status is ReminderStatus.CANCELLED or never_shown
 
 
 def restored(cancelled: Reminder, planned: PlannedReminder, now: datetime) -> Reminder:
     """A cancelled plan step back in the plan (the session that superseded it was voided).
 
-    One never shown starts afresh; one shown before (then snoozed) keeps its rounds, so
-    its next delivery is a new round and never collides with the earlier one.
+    One never shown starts afresh; one shown before keeps its rounds and is shown
+    again as a new round (or missed, if its time is long gone), never colliding with
+    the earlier deliveries.
     """
     if cancelled.rounds == 0:
         return replace(from_plan(planned, now), created_at=cancelled.created_at)
@@ -200,6 +202,11 @@ def restored(cancelled: Reminder, planned: PlannedReminder, now: datetime) -> Re
 def passed(planned: PlannedReminder, now: datetime) -> Reminder:
     """A step already past when its session was recorded: missed, never announced."""
     return replace(from_plan(planned, now), status=ReminderStatus.MISSED)
+
+
+def cancel(reminder: Reminder) -> Reminder:
+    """Superseded by a newer plan or voided: kept for the record, delivered no more."""
+    return replace(reminder, status=ReminderStatus.CANCELLED, next_check_at=None)
 
 
 def delivery_times(
