@@ -110,7 +110,12 @@ class WebDaemon:
 
 
 def start_web_daemon(
-    workdir: Path, broker: MosquittoBroker, *, token: str | None = TOKEN, **web: Any
+    workdir: Path,
+    broker: MosquittoBroker,
+    *,
+    token: str | None = TOKEN,
+    pythonpath: str | None = None,
+    **web: Any,
 ) -> WebDaemon:
     port = free_port()
     settings: dict[str, Any] = {"enabled": True, "port": port, **web}
@@ -122,6 +127,8 @@ def start_web_daemon(
         broker,
         {"profiles": PROFILES, "protocol": QUIET_PROTOCOL, "web": settings},
     )
+    if pythonpath is not None:
+        daemon.env["PYTHONPATH"] = pythonpath
     daemon.start()
     wait_until(lambda: daemon.log_count("web_started") > 0 or not daemon.alive(), what="web")
     assert daemon.alive(), daemon.log_text()

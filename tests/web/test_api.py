@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TOKEN, WebDaemon
+from conftest import TOKEN, WebDaemon, start_web_daemon, stop
 from needlecare.config import MqttConfig
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.mqtt.oneshot import publish_all
@@ -137,6 +137,20 @@ class TestReads:
         assert 200 == answer.status
         assert answer.headers["content-type"].startswith("text/html")
         assert 404 == web.call("GET", "/report?profile=zed").status
+
+    def test_report_without_matplotlib_is_503(
+        self, tmp_path: Path, mosquitto: MosquittoBroker
+    ) -> None:
+        """Without the 'report' extra, GET /report says so in JSON with a 503, not a 500."""
+        hidden = str(Path(__file__).with_name("without_matplotlib"))
+        running = start_web_daemon(tmp_path / "web", mosquitto, pythonpath=hidden)
+        try:
+            answer = running.call("GET", "/report?profile=alice")
+            assert 503 == answer.status
+            assert "report" in answer.json()["detail"]
+            assert 200 == running.call("GET", "/api/v1/profiles").status
+        finally:
+            stop(running)
 
     def test_openapi_examples_are_real(self, web: WebDaemon) -> None:
         """The OpenAPI document's examples name a configured profile and stored ids."""
