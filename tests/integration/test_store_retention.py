@@ -230,3 +230,37 @@ class TestMigration:
             assert 2 == conn.execute("PRAGMA auto_vacuum").fetchone()[0]
             assert 5 <= conn.execute("PRAGMA user_version").fetchone()[0]
         assert 1 == len(list(tmp_path.glob("old.db.bak-v4-*")))
+
+
+class TestHeartbeatsFromBeforeSchema5:
+    def test_one_row_per_beat_is_thinned_to_the_first_of_each_day(
+        self, store: SqliteStore, clock: FakeClock
+    ) -> None:
+        """An upgraded store's beat-a-minute rows, two devices: one row per device and day."""
+        first = START - timedelta(days=3)
+        with store.transaction():
+            n = 0
+            for minute in range(0, 2 * 24 * 60, 1):
+                at = first + timedelta(minutes=minute)
+                for device in ("pen1", "pen2"):
+                    n += 1
+                    store.add_event(
+                        EventRecord(f"hb{n}", "device", device, "heartbeat", "alice", at, at, "{}")
+                    )
+            store.add_event(event(n + 1, first + timedelta(hours=5)))
+        retention = Retention(store.retention, RetentionConfig(batch_rows=500))
+        step_until_idle(retention, store, clock)
+        rows = store._conn.execute(
+            "SELECT source_id, occurred_at FROM events WHERE type = 'heartbeat' ORDER BY seq"
+        ).fetchall()
+        # From 09:00 on the first day to 08:59 two days later: three UTC days.
+        midnight = first.replace(hour=0)
+        days = [first, midnight + timedelta(days=1), midnight + timedelta(days=2)]
+        stamps = [at.isoformat(timespec="microseconds") for at in days]
+        expected = [(device, stamp) for stamp in stamps for device in ("pen1", "pen2")]
+        assert expected == [(r[0], r[1]) for r in rows]
+        presence = "SELECT count(*) FROM events WHERE type = 'presence'"
+        assert 1 == store._conn.execute(presence).fetchone()[0]
+        # Walked once: the next round finds nothing more to do.
+        with store.transaction():
+            assert 0 == retention.step(clock.now()).heartbeats

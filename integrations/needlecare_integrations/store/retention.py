@@ -18,6 +18,8 @@ Script = Callable[[str], object]
 ToDb = Callable[[datetime], str]
 
 DROPPED_KEY = "dead_letters_dropped"
+# How far the thinning of heartbeat rows written before one-row-a-day has come.
+THINNED_KEY = "heartbeats_thinned_to_seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +39,12 @@ class PurgeResult:
     dead_letters: int = 0
     outbox: int = 0
     pages_freed: int = 0
+    heartbeats: int = 0  # rows beyond a device's first of its day (stores from before v5)
+    heartbeats_scanned: int = 0
 
     @property
     def rows(self) -> int:
-        return self.events + self.dead_letters + self.outbox
+        return self.events + self.dead_letters + self.outbox + self.heartbeats
 
 
 class RetentionTables:
@@ -52,11 +56,49 @@ class RetentionTables:
         self._script = script
 
     def purge(self, limits: PurgeLimits) -> PurgeResult:
+        thinned, scanned = self._thin_heartbeats(limits.limit)
         return PurgeResult(
             events=self._purge_events(limits),
             dead_letters=self._purge_dead_letters(limits),
             outbox=self._purge_outbox(limits),
+            heartbeats=thinned,
+            heartbeats_scanned=scanned,
         )
+
+    def _thin_heartbeats(self, limit: int) -> tuple[int, int]:
+        """Delete heartbeat rows that are not their device's first of the UTC day.
+
+        Since schema 5 only the first beat of a day becomes a row; a store from
+        before keeps one row per beat (a year of them at a beat a minute is half a
+        million rows). This walks those rows once, ``limit`` at a time, from where it
+        stopped (kept in meta); on a store without old rows it finds nothing to do.
+        """
+        row = self._run("SELECT value FROM meta WHERE key = ?", (THINNED_KEY,)).fetchone()
+        after = 0 if row is None else int(row[0])
+        seqs = [
+            seq
+            for (seq,) in self._run(
+                "SELECT seq FROM events WHERE type = 'heartbeat' AND seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
+        ]
+        if not seqs:
+            return 0, 0
+        marks = ", ".join("?" for _ in seqs)
+        cursor = self._run(
+            f"DELETE FROM events WHERE seq IN ({marks}) AND EXISTS (SELECT 1 FROM events AS first"  # noqa: S608
+            " WHERE first.profile IS events.profile AND first.type = 'heartbeat'"
+            " AND first.occurred_at >= substr(events.occurred_at, 1, 10)"
+            " AND first.occurred_at < events.occurred_at"
+            " AND first.source_id = events.source_id)",
+            seqs,
+        )
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (THINNED_KEY, str(seqs[-1])),
+        )
+        return cursor.rowcount, len(seqs)
 
     def _purge_events(self, limits: PurgeLimits) -> int:
         # received_at, not occurred_at: a device's clock does not decide what is old.

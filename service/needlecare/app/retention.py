@@ -73,7 +73,7 @@ class Retention:
         )
         result = self.tables.purge(limits)
         self.letters_since = 0
-        more = max(result.events, result.outbox) >= cfg.batch_rows
+        more = max(result.events, result.outbox, result.heartbeats_scanned) >= cfg.batch_rows
         self.next_at = now + (STEP_PAUSE if more else timedelta(seconds=cfg.interval_s))
         if result.rows:
             log.info(
@@ -81,6 +81,7 @@ class Retention:
                 events=result.events,
                 dead_letters=result.dead_letters,
                 outbox=result.outbox,
+                heartbeats=result.heartbeats,
                 more=more,
             )
         return result
