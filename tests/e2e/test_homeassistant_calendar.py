@@ -94,6 +94,8 @@ class TestCalendar:
             timeout=30,
             what="the outbox drained",
         )
-        assert 1 == len(events(homeassistant, summary))
+        [event] = events(homeassistant, summary)
+        # All-day, over the window's local days: Home Assistant gives dates, not times.
+        assert ({"date"}, {"date"}) == (set(event["start"]), set(event["end"]))
         result = daemon.cli("calendar", "--profile", profile)
         assert 1 == result.stdout.count("BEGIN:VEVENT")

@@ -7,7 +7,7 @@ the deliveries it causes commit together.
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from needlecare.app.notifications import delivery_json, notification_json
@@ -128,12 +128,16 @@ class Dispatch:
         profile = self.config.profiles[session.profile]
         event = window_event(session, protocol, translator(profile.language))
         zone = profile.zone
+        first = event.start.astimezone(zone).date()
+        last = max(event.end.astimezone(zone).date(), first)
+        # An all-day event over the window's days in the profile's calendar (the end
+        # date is exclusive), as the .ics export writes it; not a two-week appointment.
         payload = {
             "entity_id": ha.calendar_entity,
             "summary": event.summary,
             "description": event.description,
-            "start_date_time": event.start.astimezone(zone).isoformat(),
-            "end_date_time": event.end.astimezone(zone).isoformat(),
+            "start_date": first.isoformat(),
+            "end_date": (last + timedelta(days=1)).isoformat(),
         }
         self.store.outbox.add(
             OutboxItem(
