@@ -100,7 +100,8 @@ class CareProtocol(BaseModel):
     plan_grace: timedelta = Field(
         default=timedelta(hours=1),
         ge=timedelta(0),
-        description="Steps already further in the past than this when planned are dropped.",
+        description="Steps already further in the past than this when planned are recorded "
+        "as missed, never announced.",
     )
 
     @model_validator(mode="after")
