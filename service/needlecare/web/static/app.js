@@ -216,10 +216,11 @@ async function listSessions(list) {
 // -- skin checks, dead letters, config ------------------------------------------------
 
 function chart(points) {
-  const w = 600, h = 220, pad = 32;
-  const times = points.map((p) => new Date(p.checked_at).getTime());
-  const t0 = Math.min(...times), t1 = Math.max(...times, t0 + 1);
-  const x = (t) => pad + ((t - t0) / (t1 - t0)) * (w - 2 * pad);
+  // Checks at even spacing (they come days apart, or several in one evening), with the
+  // first and last date under the axis.
+  const w = 360, h = 190, pad = 30;
+  const step = points.length > 1 ? (w - 2 * pad) / (points.length - 1) : 0;
+  const x = (i) => pad + (points.length > 1 ? i * step : (w - 2 * pad) / 2);
   const y = (v) => h - pad - (v / 100) * (h - 2 * pad);
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -233,12 +234,15 @@ function chart(points) {
     if (text !== undefined) node.textContent = text;
     svg.append(node);
   };
+  const day = (p) => new Date(p.checked_at).toLocaleDateString(undefined, { month: "short", day: "numeric" });
   add("line", { class: "axis", x1: pad, y1: h - pad, x2: w - pad, y2: h - pad });
   add("line", { class: "axis", x1: pad, y1: pad, x2: pad, y2: h - pad });
-  add("text", { x: 4, y: pad + 4 }, "100");
-  add("text", { x: 12, y: h - pad + 4 }, "0");
-  add("polyline", { class: "line", points: points.map((p, i) => `${x(times[i])},${y(p.redness)}`).join(" ") });
-  points.forEach((p, i) => add("circle", { class: "dot", cx: x(times[i]), cy: y(p.redness), r: 3 }));
+  add("text", { x: 2, y: pad + 4 }, "100");
+  add("text", { x: 14, y: h - pad + 4 }, "0");
+  add("text", { x: pad, y: h - 8 }, day(points[0]));
+  if (points.length > 1) add("text", { x: w - pad, y: h - 8, "text-anchor": "end" }, day(points[points.length - 1]));
+  add("polyline", { class: "line", points: points.map((p, i) => `${x(i)},${y(p.redness)}`).join(" ") });
+  points.forEach((p, i) => add("circle", { class: "dot", cx: x(i), cy: y(p.redness), r: 4 }));
   return svg;
 }
 
@@ -273,13 +277,18 @@ async function configPage() {
       : el("p", {}, t("no_warnings"))));
 }
 
+// `code` spans of the OpenAPI descriptions as <code>, the rest as text.
+function prose(text) {
+  return (text || "").split("`").map((part, i) => (i % 2 ? el("code", {}, part) : part));
+}
+
 async function docs() {
   const spec = await api("api/openapi.json");
-  content.replaceChildren(el("p", {}, spec.info.description),
+  content.replaceChildren(el("p", {}, prose(spec.info.description)),
     ...Object.entries(spec.paths).flatMap(([path, ops]) => Object.entries(ops).map(([verb, op]) =>
       el("section", { class: "card" },
         el("h2", {}, `${verb.toUpperCase()} ${path}`),
-        el("p", {}, op.summary || ""), op.description ? el("p", { class: "muted" }, op.description) : null,
+        el("p", {}, op.summary || ""), op.description ? el("p", { class: "muted" }, prose(op.description)) : null,
         (op.parameters || []).length ? el("dl", {}, op.parameters.flatMap((p) => [
           el("dt", {}, `${p.name} (${p.in})`),
           el("dd", {}, `${p.description || ""}${p.example !== undefined ? ` e.g. ${p.example}` : ""}`)])) : null,
