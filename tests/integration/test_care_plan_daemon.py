@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from integration.test_reminders_daemon import AWAKE, NOTIFY, PEN, PROMPT, event, retained
+from integration.test_reminders_daemon import AWAKE, NOTIFY, PEN, PROMPT, STATE, event, retained
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonFactory, DaemonProcess, wait_until
 from support.mosquitto import MqttClientFactory, MqttConnection
@@ -189,3 +189,29 @@ class TestVoid:
         wait_until(lambda: daemon.log_count("session_unknown") == 1, what="the unknown id logged")
         assert 1 == daemon.log_count("session_voided")
         assert pending_plan(daemon) == first
+
+
+class TestExpiry:
+    def test_a_prompt_that_expires_by_itself_leaves_the_retained_state(
+        self,
+        mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        daemon_factory: DaemonFactory,
+    ) -> None:
+        """The state is republished when a shown prompt vanishes, not at the next change."""
+        steps: dict[str, Any] = {
+            name: {"enabled": False}
+            for name in ("soothe", "actives_pause", "actives_resume", "window_open", "overdue")
+        }
+        steps["serum_window"] = {"offset": "PT1S", "expires_after": "PT3S"}
+        daemon = daemon_factory(mosquitto, profiles=AWAKE, protocol={"steps": steps}).start()
+        client = mqtt_client_factory(mosquitto)
+        treated_session(client, 1)
+
+        def open_kinds() -> list[str]:
+            state = json.loads(retained(mqtt_client_factory, mosquitto, STATE) or b"{}")
+            return [p["kind"] for p in state.get("open_prompts", [])]
+
+        wait_until(lambda: open_kinds() == ["serum_window"], what="the prompt in the state")
+        wait_until(lambda: open_kinds() == [], what="the expired prompt gone from the state")
+        assert "sent" == reminders(daemon)[0]["status"]

@@ -105,6 +105,13 @@ class ReminderTable:
             (self._to_db(now),),
         )
 
+    def expired_between(self, since: datetime, until: datetime) -> list[Reminder]:
+        """Shown prompts that vanished by themselves in (since, until]."""
+        return self._select(
+            "WHERE status IN ('sent', 'late') AND expires_at > ? AND expires_at <= ?",
+            (self._to_db(since), self._to_db(until)),
+        )
+
     def delivered(self, profile: str, now: datetime) -> list[Reminder]:
         """Delivered, unanswered and not expired: the profile's open prompts."""
         # Two seeks on reminders_open instead of one OR, which would read every

@@ -37,6 +37,7 @@ class Aftercare:
     protocols: dict[str, CareProtocol]
     timing: rem.Timing = field(default_factory=rem.Timing)
     touched: set[str] = field(default_factory=set)
+    _woken_at: datetime | None = field(default=None, init=False)
 
     # -- context ---------------------------------------------------------------
 
@@ -253,6 +254,7 @@ class Aftercare:
 
     def wake(self, now: datetime) -> None:
         """Deliver what is due, escalate what is unanswered, summarise what was missed."""
+        self._note_expiries(now)
         missed: dict[str, list[Reminder]] = {}
         for reminder in self.store.reminders.due(now):
             delivered = rem.deliver(reminder, now, self.timing)
@@ -286,6 +288,14 @@ class Aftercare:
                 )
         for profile, gone in missed.items():
             self._summarise_missed(profile, gone, now)
+
+    def _note_expiries(self, now: datetime) -> None:
+        """A prompt that vanished by itself since the last wake changes its profile's state."""
+        since, self._woken_at = self._woken_at, now
+        if since is None:
+            return
+        for reminder in self.store.reminders.expired_between(since, now):
+            self.touched.add(reminder.profile)
 
     def _summarise_missed(self, profile: str, gone: list[Reminder], now: datetime) -> None:
         summary = planning.missed_summary(
