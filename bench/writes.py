@@ -6,9 +6,9 @@ counted when a page turns dirty, so fsync'd rewrites of the same page count each
 time) and from the sizes of the store's three files, before and after each window.
 
 - **heartbeats**: 2 devices beat every ``--beat-every`` seconds for ``--beats`` beats
-  each; the daemon holds beats for ``--hold`` seconds (production: 60 s for beats a
-  minute apart, so the default keeps that ratio at a tenth of the time), and once more
-  with the hold off (each beat committed alone).
+  each; the daemon holds beats for ``--hold`` seconds (production: 120 s for beats a
+  minute apart, so the defaults, 12 s and 6 s, keep that ratio at a tenth of the time),
+  and once more with the hold off (each beat committed alone).
 - **events-drain**: ``--events`` mirror events of 200 bytes (``skin_check``, each a row
   in ``events`` and one in ``skin_checks``) queued while the daemon is down, then
   drained: the window runs from the daemon's spawn (its whole process) to the end.
@@ -304,7 +304,12 @@ def parse_args(argv: Sequence[str] | None) -> Any:
     parser = bench_parser("bench.writes", __doc__, out=OUT, workdir_help="keep the stores here")
     parser.add_argument("--beats", type=int, default=30, help="heartbeats per device")
     parser.add_argument("--beat-every", type=float, default=6.0, help="seconds between beats")
-    parser.add_argument("--hold", type=float, default=6.0, help="retention.heartbeat_hold_s")
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=12.0,
+        help="retention.heartbeat_hold_s (scaled as --beat-every)",
+    )
     parser.add_argument("--events", type=int, default=20_000, help="mirror events drained")
     parser.add_argument("--mix", type=int, default=20_000, help="ingest-mix events drained")
     parser.add_argument("--live", type=int, default=500, help="mirror events sent live")
