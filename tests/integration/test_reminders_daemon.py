@@ -303,7 +303,7 @@ class TestCommands:
         session(client, 1)
         soothe = wait_for_kind(watcher, NOTIFY, "soothe")
         result = daemon.cli("snooze", soothe["reminder_id"], "--minutes", "30")
-        assert result.stdout.startswith("recorded: snooze")
+        assert f"snooze: reminder {soothe['reminder_id']}" in result.stdout
         [row] = json.loads(daemon.cli("reminders", "--json", "--status", "snoozed").stdout)
         assert soothe["reminder_id"] == row["id"]
         client.publish("needlecare/profile/alice/command", b'{"action": "ack_all"}')
