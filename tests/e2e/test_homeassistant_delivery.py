@@ -230,6 +230,27 @@ class TestDelivery:
             what="entities unavailable after the daemon stopped",
         )
 
+    def test_log_professional_session_button_records_a_session(
+        self, homeassistant: HomeAssistant, setup: Callable[..., Setup]
+    ) -> None:
+        """Pressing Log professional session in HA records a professional session."""
+        s = setup()
+        button = f"button.{s.node}_log_professional_session"
+        homeassistant.wait_for(
+            lambda: (homeassistant.state(button) or {}).get("state") not in {None, "unavailable"},
+            what="the button available (a press on an unavailable one does nothing)",
+        )
+        homeassistant.call_service("button", "press", {"entity_id": button})
+
+        def sessions() -> list[dict[str, Any]]:
+            rows: list[dict[str, Any]] = json.loads(
+                s.daemon.cli("sessions", "--json", "--profile", s.profile).stdout
+            )
+            return rows
+
+        wait_until(lambda: len(sessions()) == 1, timeout=SLOW, what="the logged session")
+        assert "professional" == sessions()[0]["setting"]
+
     def test_acknowledge_all_button_acks_and_dismisses(
         self,
         homeassistant: HomeAssistant,
