@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from conftest import TOKEN, WebDaemon, start_web_daemon, stop
 from needlecare.config import MqttConfig
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.mqtt.oneshot import publish_all
-from support.daemon import wait_until
+from support.daemon import DaemonProcess, wait_until
 from support.mosquitto import MqttClientFactory
 
 pytestmark = pytest.mark.integration
@@ -331,3 +332,28 @@ def _read_events(
             if until(kind, seen[-1][1]):
                 return seen
     pytest.fail(f"no matching event within {timeout:g} s; saw {[k for k, _ in seen]}")
+
+
+class TestStartUp:
+    def test_a_busy_port_leaves_the_daemon_running(
+        self, tmp_path: Path, mosquitto: MosquittoBroker
+    ) -> None:
+        """If the web port is taken, the daemon logs web_failed and keeps its other work."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            extra = {"web": {"enabled": True, "port": port, "token": TOKEN}}
+            (tmp_path / "d").mkdir()
+            daemon = DaemonProcess(tmp_path / "d", mosquitto, extra).start()
+            try:
+                wait_until(lambda: daemon.log_count("web_failed") == 1, what="web_failed")
+                publish_all(
+                    MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="busy-port"),
+                    [("needlecare/profile/alice/command", b'{"action": "log_session"}')],
+                )
+                wait_until(lambda: daemon.count("sessions") == 1, what="the session recorded")
+                assert 0 == daemon.stop()
+            finally:
+                if daemon.alive():
+                    daemon.kill()

@@ -141,3 +141,27 @@ class TestEveryPage:
         expect(tab.page.locator("#status")).to_contain_text("Voided")
         statuses = {s["id"]: s["status"] for s in web.get("/api/v1/sessions?profile=bob")}
         assert "voided" == statuses[created]
+
+
+UNNAMED = """() => {
+  const named = (el) => (el.labels && el.labels.length) || el.getAttribute("aria-label")
+    || el.getAttribute("aria-labelledby") || (el.textContent || "").trim();
+  const wanted = "input:not([type=hidden]), select, textarea, button, a";
+  const controls = [...document.querySelectorAll(wanted)];
+  return controls.filter((el) => !named(el)).map((el) => el.outerHTML.slice(0, 80));
+}"""
+
+
+class TestAccessibility:
+    def test_every_control_has_a_name(self, web: WebDaemon, tab: Watched) -> None:
+        """Each page: a language, one h1, a skip link first, and no control without a name."""
+        web.log_session("alice")
+        web.wait_for_prompt("alice")
+        for path in PAGES:
+            tab.page.goto(f"{web.url}/{path}")
+            tab.page.wait_for_load_state("networkidle")
+            assert tab.page.evaluate("document.documentElement.lang"), path
+            assert 1 == tab.page.locator("h1").count(), path
+            assert [] == tab.page.evaluate(UNNAMED), path
+            tab.page.keyboard.press("Tab")
+            assert "Skip to content" == tab.page.evaluate("document.activeElement.textContent")

@@ -115,7 +115,11 @@ class ChangeFeed:
                     self.publish("reminder", output.reminder_row(reminder))
         for session_id in sorted(set(old_sessions) | set(sessions)):
             if old_sessions.get(session_id) != sessions.get(session_id):
-                self.publish("session", {"id": session_id, "status": sessions.get(session_id)})
+                status = sessions.get(session_id)
+                if status is None:  # left the watched set, e.g. voided: say what it is now
+                    session = self.reads.session(session_id)
+                    status = session.status.value if session is not None else None
+                self.publish("session", {"id": session_id, "status": status})
         for profile, state in states.items():
             if old_states.get(profile) != state:
                 self.publish("state", json.loads(state))
