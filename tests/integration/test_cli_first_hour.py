@@ -90,7 +90,7 @@ def running(
     """A daemon (no Home Assistant) with one treated session of alice's and its plan."""
     daemon = daemon_factory(mosquitto).start()
     treat(mqtt_client_factory(mosquitto), PEN1, 1)
-    wait_until(lambda: len(listed(daemon, "reminders")) >= 5, what="alice's plan")
+    wait_until(lambda: len(listed(daemon, "reminders")) >= 5, timeout=45, what="alice's plan")
     return daemon
 
 
@@ -224,7 +224,7 @@ class TestChannelsThatExist:
             mosquitto, homeassistant={"url": "http://127.0.0.1:9", "token": "t0ken"}
         ).start()
         treat(mqtt_client_factory(mosquitto), PEN1, 1)
-        wait_until(lambda: len(listed(daemon, "reminders")) >= 5, what="alice's plan")
+        wait_until(lambda: len(listed(daemon, "reminders")) >= 5, timeout=45, what="alice's plan")
         reminders = listed(daemon, "reminders")
         assert {"mirror", "dashboard"} == {c for r in reminders for c in r["channels"]}
         soothe = next(r for r in reminders if r["kind"] == "soothe")
@@ -324,7 +324,7 @@ class TestPromptTexts:
         client = mqtt_client_factory(mosquitto)
         treat(client, PEN1, 1)
         treat(client, PEN2, 2)
-        wait_until(lambda: len(listed(daemon, "reminders")) >= 10, what="both plans")
+        wait_until(lambda: len(listed(daemon, "reminders")) >= 10, timeout=45, what="both plans")
         by = {(r["profile"], r["kind"]): r for r in listed(daemon, "reminders")}
         soothe = by["alice", "soothe"]
         assert "Calm your skin, alice" == soothe["title"]

@@ -59,6 +59,7 @@ def status_of(daemon: DaemonProcess, reminder_id: str) -> str:
 def soothe(daemon: DaemonProcess) -> dict[str, Any]:
     wait_until(
         lambda: any(r["kind"] == "soothe" and r["status"] == "sent" for r in reminders(daemon)),
+        timeout=45,  # a deadline for a loaded machine, not a timing assertion
         what="the soothe prompt to be sent",
     )
     return next(r for r in reminders(daemon) if r["kind"] == "soothe")
