@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -71,6 +72,31 @@ class TestAuth:
         """``next`` must be a path on this server, not another site."""
         answer = web.call("POST", "/login", token=None, raw=f"token={TOKEN}&next=//evil".encode())
         assert "/" == answer.headers["location"]
+
+    def test_token_never_reaches_the_log(self, web: WebDaemon) -> None:
+        """Right and wrong tokens, in headers and the login form: none is logged."""
+        web.call("GET", "/api/v1/profiles")
+        web.call("GET", "/api/v1/profiles", token="wrong-token-in-log?")
+        web.call("POST", "/login", token=None, raw=f"token={TOKEN}".encode())
+        text = web.daemon.log_text()
+        assert TOKEN not in text
+        assert "wrong-token-in-log?" not in text
+
+    def test_config_errors_mask_the_token(self, tmp_path: Path) -> None:
+        """A broken web section with the token from the environment never prints the token."""
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump({"web": {"enabled": True, "port": "eighty", "host": "::"}}))
+        secret = "s3cret-web-token-for-the-mask-test"
+        result = subprocess.run(
+            [sys.executable, "-m", "needlecare", "check-config", "-c", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "NEEDLECARE_WEB__TOKEN": secret},
+        )
+        assert 1 == result.returncode
+        assert "web.port" in result.stdout + result.stderr
+        assert secret not in result.stdout + result.stderr
 
     def test_check_config_rejects_exposed_host_without_token(self, tmp_path: Path) -> None:
         """A non-loopback host without a token is a config error naming web.token."""
