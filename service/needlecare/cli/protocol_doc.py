@@ -75,7 +75,8 @@ def protocol_markdown(protocol: CareProtocol, *, title: str) -> str:
         f"| redness advice | redness >= {protocol.redness_threshold}"
         f" from recovery day {protocol.redness_after_day} |",
         f"| a cleanse counts if within | {duration(protocol.cleanse_within)} before the start |",
-        f"| steps recorded as missed when planned more than | {duration(protocol.plan_grace)} late |",
+        "| steps recorded as missed when planned more than"
+        f" | {duration(protocol.plan_grace)} late |",
     ]
     for name, synonyms in protocol.restricted_ingredients.items():
         lines.append(f"| restricted: {name} | {', '.join(synonyms)} |")
