@@ -3,6 +3,7 @@
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from needlecare.cli.common import check_profile, config_option, load_or_exit, reader, wait_option
+from needlecare.config import NeedlecareConfig
 from needlecare.domain.events import COMMANDS, describe_validation_error
 from needlecare.domain.sessions import Session, SessionStatus, session_id_for
 
@@ -129,7 +131,12 @@ def _validate(command: dict[str, Any]) -> None:
 
 
 def _send(
-    config: Any, profile: str, command: dict[str, Any], wait: float, outcome: Any, check: str
+    config: NeedlecareConfig,
+    profile: str,
+    command: dict[str, Any],
+    wait: float,
+    outcome: Callable[[Any], str],
+    check: str,
 ) -> None:
     from needlecare.cli.send import send_command  # noqa: PLC0415
 
