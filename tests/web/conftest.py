@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+from needlecare.config import MqttConfig
 from needlecare_integrations.broker import MosquittoBroker
+from needlecare_integrations.mqtt.oneshot import publish_all
 from support.daemon import DaemonProcess, wait_until
 from support.mosquitto import free_port, running_broker
 
@@ -107,6 +109,12 @@ class WebDaemon:
         assert process is not None
         process.send_signal(signal.SIGTERM)
         return process.wait(15)
+
+
+def publish(web: WebDaemon, topic: str, payload: dict[str, Any]) -> None:
+    mqtt = web.daemon.config["mqtt"]
+    config = MqttConfig(host=mqtt["host"], port=mqtt["port"], client_id="web-test-publisher")
+    publish_all(config, [(topic, json.dumps(payload).encode())])
 
 
 def start_web_daemon(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import TOKEN, WebDaemon, start_web_daemon, stop
+from conftest import TOKEN, WebDaemon, publish, start_web_daemon, stop
 from needlecare.config import MqttConfig
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.mqtt.oneshot import publish_all
@@ -23,12 +23,6 @@ from support.daemon import DaemonProcess, wait_until
 from support.mosquitto import MqttClientFactory
 
 pytestmark = pytest.mark.integration
-
-
-def publish(web: WebDaemon, topic: str, payload: dict[str, Any]) -> None:
-    mqtt = web.daemon.config["mqtt"]
-    config = MqttConfig(host=mqtt["host"], port=mqtt["port"], client_id="web-test-publisher")
-    publish_all(config, [(topic, json.dumps(payload).encode())])
 
 
 class TestAuth:

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from browser import Watched, launch, watched_page
 from playwright.sync_api import Browser, expect
+from test_api import publish
 
 from conftest import TOKEN, WebDaemon
 from support.daemon import wait_until
@@ -64,14 +65,15 @@ class TestOverview:
         assert tab.page.evaluate("window.stayed === true")
 
     def test_updates_live_after_an_ack_elsewhere(self, web: WebDaemon, tab: Watched) -> None:
-        """An ack from the API (as from the mirror) removes the prompt from an open page."""
+        """An ack on the mirror (over MQTT) removes the prompt from an open page, no reload."""
         web.log_session("bob")
         prompt = web.wait_for_prompt("bob")
         tab.page.goto(web.url + "/")
         tab.page.evaluate("window.stayed = true")
         item = tab.page.locator(f'[data-reminder="{prompt["id"]}"]')
         expect(item).to_have_count(1)
-        web.post(f"/api/v1/reminders/{prompt['id']}/ack")
+        ack = {"type": "ack", "event_id": f"mirror-{prompt['id']}", "reminder_id": prompt["id"]}
+        publish(web, "needlecare/mirror/hallway/event", ack)
         expect(item).to_have_count(0, timeout=10_000)
         assert tab.page.evaluate("window.stayed === true")
 
