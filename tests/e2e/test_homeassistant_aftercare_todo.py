@@ -47,7 +47,8 @@ class TestTodo:
         mqtt_client_factory: MqttClientFactory,
         daemon_factory: Callable[..., DaemonProcess],
     ) -> None:
-        """Soothe and serum become items; a check-off in HA acks; an ack elsewhere checks off."""
+        """Steps become items; a check-off in HA acks; an ack elsewhere checks off; a void
+        removes what was still ahead."""
         ensure_local_todo(homeassistant)
         profile = f"t{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
@@ -109,3 +110,17 @@ class TestTodo:
             what="serum checked off after the ack",
         )
         assert "acked" == reminders()["serum_window"]["status"]
+
+        # The session voided: the step still ahead (the end of the actives pause) is
+        # cancelled and its item removed; the answered ones stay, checked off.
+        resume = planned["actives_resume"]["id"]
+        assert resume in items(homeassistant)
+        [session] = json.loads(daemon.cli("sessions", "--json", "--profile", profile).stdout)
+        daemon.cli("void-session", session["id"])
+        homeassistant.wait_for(
+            lambda: resume not in items(homeassistant),
+            timeout=SLOW,
+            what="the actives-pause item removed after the void",
+        )
+        left = items(homeassistant)
+        assert ("completed", "completed") == (left[soothe]["status"], left[serum]["status"])

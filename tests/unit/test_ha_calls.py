@@ -118,26 +118,21 @@ class TestLegacyPhoneNotifications:
 
 
 class TestTodo:
-    def test_add_is_todo_add_item_with_the_payload_as_is(self) -> None:
-        """The outbox payload is the service data (built by app/todo.py)."""
-        data = {
-            "entity_id": "todo.aftercare",
-            "item": "Soothe your skin (2026-03-01 12:00)",
-            "due_datetime": "2026-03-01T12:00:00+01:00",
-            "description": "needlecare:rem_1",
-        }
-        result = ha_call(
-            channel="todo", payload=json.dumps(data), profile=BARE, send_id=1, snooze_minutes=30
-        )
-        assert HaCall("service", "todo.add_item", data) == result
-
-    def test_done_is_a_lookup_by_description(self) -> None:
-        """Checking off finds the item by description (its text may have been edited)."""
+    @pytest.mark.parametrize(
+        ("channel", "service"),
+        [
+            ("todo", "todo.add_item"),
+            ("todo_done", "todo.update_item"),
+            ("todo_remove", "todo.remove_item"),
+        ],
+    )
+    def test_todo_calls_find_the_item_by_description(self, channel: str, service: str) -> None:
+        """The payload (built by app/todo.py) goes to the adapter, which looks the uid up."""
         data = {"entity_id": "todo.aftercare", "description": "needlecare:rem_1"}
         result = ha_call(
-            channel="todo_done", payload=json.dumps(data), profile=BARE, send_id=1, snooze_minutes=5
+            channel=channel, payload=json.dumps(data), profile=BARE, send_id=1, snooze_minutes=5
         )
-        assert HaCall("todo_check", "todo.update_item", data) == result
+        assert HaCall("todo_item", service, data) == result
 
 
 class TestActions:

@@ -77,13 +77,22 @@ class TestTodoList:
             "description": "needlecare:s1:soothe",
         } == json.loads(item.payload)
 
-    def test_planning_again_adds_nothing_twice(self) -> None:
-        """The outbox key is the reminder's: a replan does not duplicate the item."""
+    def test_the_same_plan_in_the_same_turn_is_queued_once(self) -> None:
+        """The key holds the due time and the turn: a repeat within a turn adds nothing."""
         todo, store = todo_list()
         step = Step("s1:soothe", "alice", "soothe", "Soothe", T0)
         todo.planned([step], T0)
         todo.planned([step], T0)
         assert 1 == len(store.outbox.items)
+
+    def test_a_replanned_step_is_queued_again_with_its_new_due_time(self) -> None:
+        """The adapter updates the item it finds by description (no second item)."""
+        todo, store = todo_list()
+        todo.planned([Step("s1:soothe", "alice", "soothe", "Soothe", T0)], T0)
+        later = T0.replace(hour=12)
+        todo.planned([Step("s1:soothe", "alice", "soothe", "Soothe", later)], later)
+        dues = [json.loads(i.payload)["due_datetime"] for i in store.outbox.items.values()]
+        assert ["2026-03-01T12:00:00+01:00", "2026-03-01T13:00:00+01:00"] == dues
 
     def test_an_ack_checks_the_item_off_by_its_description(self) -> None:
         """todo_done names the list and the description; window prompts have no item."""
@@ -92,7 +101,21 @@ class TestTodoList:
         todo.checked(Step("s1:window_open", "alice", "window_open", "Window", T0), T0)
         [item] = store.outbox.items.values()
         assert "todo_done" == item.channel
-        expected = {"entity_id": "todo.aftercare", "description": "needlecare:s1:soothe"}
+        expected = {
+            "entity_id": "todo.aftercare",
+            "description": "needlecare:s1:soothe",
+            "status": "completed",
+        }
+        assert expected == json.loads(item.payload)
+
+    def test_a_cancelled_reminder_takes_its_item_off(self) -> None:
+        """Superseded or voided: todo_remove by description; window prompts have none."""
+        todo, store = todo_list()
+        todo.removed(Step("s1:serum_window", "alice", "serum_window", "Serum", T0), T0)
+        todo.removed(Step("s1:overdue", "alice", "overdue", "Overdue", T0), T0)
+        [item] = store.outbox.items.values()
+        assert ("todo_remove", None) == (item.channel, item.reminder_id)
+        expected = {"entity_id": "todo.aftercare", "description": "needlecare:s1:serum_window"}
         assert expected == json.loads(item.payload)
 
     def test_without_a_list_nothing_is_queued(self) -> None:
@@ -100,6 +123,7 @@ class TestTodoList:
         todo, store = todo_list(None)
         todo.planned([Step("s1:soothe", "alice", "soothe", "Soothe", T0)], T0)
         todo.checked(Step("s1:soothe", "alice", "soothe", "Soothe", T0), T0)
+        todo.removed(Step("s1:soothe", "alice", "soothe", "Soothe", T0), T0)
         assert {} == store.outbox.items
 
 

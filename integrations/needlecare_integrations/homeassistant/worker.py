@@ -94,26 +94,43 @@ class HaWorker:
     def _call(self, item_id: int, client: Any, call: HaCall) -> HaResult:
         if call.kind == "event":
             client.fire_event(call.name, **call.data)
-        elif call.kind == "todo_check":
-            return self._check_todo(item_id, client, call)
+        elif call.kind == "todo_item":
+            return self._todo_item(item_id, client, call)
         else:
             domain, service = call.name.split(".", 1)
             client.trigger_service(domain, service, **call.data)
         return HaResult(item_id, HaOutcome.SENT)
 
-    def _check_todo(self, item_id: int, client: Any, call: HaCall) -> HaResult:
-        """Complete the to-do item with this description, found by uid (see app/todo.py)."""
-        entity_id, description = call.data["entity_id"], call.data["description"]
-        items = todo_items(self._config, entity_id)
-        found = [item for item in items if item.get("description") == description]
-        if not found:
+    def _todo_item(self, item_id: int, client: Any, call: HaCall) -> HaResult:
+        """A to-do call on the item found by its description (see app/todo.py)."""
+        data = dict(call.data)
+        entity_id, description = data.pop("entity_id"), data.pop("description")
+        found = [
+            item
+            for item in todo_items(self._config, entity_id)
+            if item.get("description") == description
+        ]
+        uids = [str(item["uid"]) for item in found]
+        if call.name == "todo.add_item" and found:
+            # Already there (a replanned step, or a repeat after a lost answer): update it.
+            data["rename"] = data.pop("item")
+            client.trigger_service("todo", "update_item", entity_id=entity_id, item=uids[0], **data)
+        elif call.name == "todo.add_item":
+            client.trigger_service(
+                "todo", "add_item", entity_id=entity_id, description=description, **data
+            )
+        elif call.name == "todo.remove_item":
+            if uids:  # nothing there is nothing to remove
+                client.trigger_service("todo", "remove_item", entity_id=entity_id, item=uids)
+        elif not found:
             return HaResult(item_id, HaOutcome.SKIPPED, f"no item on {entity_id} for it")
-        domain, service = call.name.split(".", 1)
-        for item in found:
-            if item.get("status") != "completed":
-                client.trigger_service(
-                    domain, service, entity_id=entity_id, item=item["uid"], status="completed"
-                )
+        else:
+            domain, service = call.name.split(".", 1)
+            for item in found:
+                if item.get("status") != data.get("status"):
+                    client.trigger_service(
+                        domain, service, entity_id=entity_id, item=item["uid"], **data
+                    )
         return HaResult(item_id, HaOutcome.SENT)
 
     def _rejected(self, item_id: int, error: str) -> HaResult:

@@ -74,10 +74,12 @@ class Aftercare:
         for waiting in self.store.reminders.waiting_for_profile(session.profile):
             if waiting.session_id == session.id:
                 self._cancel(waiting, reason="voided")
+                self.todo.removed(waiting, now)
         for shown in self.store.reminders.delivered(session.profile, now):
             if shown.session_id == session.id:
                 self.store.reminders.save(rem.cancel(shown))
                 self.dispatch.withdraw(shown, now, "voided")
+                self.todo.removed(shown, now)
         self._reconcile(session.profile, now)
 
     def session_started(
@@ -128,10 +130,12 @@ class Aftercare:
         for waiting in self.store.reminders.waiting_for_profile(profile):
             if _plan_step_of_other(waiting, keep):
                 self._cancel(waiting, reason=f"superseded by {keep}")
+                self.todo.removed(waiting, now)
         for shown in self.store.reminders.delivered(profile, now):
             if _plan_step_of_other(shown, keep):
                 self.store.reminders.save(rem.cancel(shown))
                 self.dispatch.withdraw(shown, now, "superseded")
+                self.todo.removed(shown, now)
         self.touched.add(profile)
         if current is None:
             return None

@@ -22,8 +22,15 @@ HA_CHANNELS = (
     "calendar",
     "todo",
     "todo_done",
+    "todo_remove",
 )
 ACTION_PREFIX = "NEEDLECARE"
+# The to-do channels (app/todo.py); todo_done's payload carries status: completed.
+_TODO_SERVICES = {
+    "todo": "todo.add_item",
+    "todo_done": "todo.update_item",
+    "todo_remove": "todo.remove_item",
+}
 REMINDER_EVENT = "needlecare_reminder"
 
 
@@ -31,11 +38,13 @@ REMINDER_EVENT = "needlecare_reminder"
 class HaCall:
     """One call to make: a service (``domain.service``) or an event (``name``).
 
-    ``todo_check`` completes the to-do item whose description is ``data["description"]``
-    on the list ``data["entity_id"]``: the adapter looks its uid up, then calls ``name``.
+    ``todo_item`` is ``name`` (``todo.add_item``, ``update_item`` or ``remove_item``) on
+    the item of the list ``data["entity_id"]`` whose description is
+    ``data["description"]``: the adapter looks its uid up first. An add finding the
+    item updates it instead (text and due time), so a repeat never duplicates it.
     """
 
-    kind: Literal["service", "event", "todo_check"]
+    kind: Literal["service", "event", "todo_item"]
     name: str
     data: dict[str, Any] = field(default_factory=dict)
     only_when_home: str | None = None  # a person entity that must be 'home'
@@ -67,10 +76,8 @@ def ha_call(
     body = json.loads(payload)
     if channel == "calendar":
         return HaCall("service", "calendar.create_event", body)
-    if channel == "todo":
-        return HaCall("service", "todo.add_item", body)
-    if channel == "todo_done":
-        return HaCall("todo_check", "todo.update_item", body)
+    if channel in _TODO_SERVICES:
+        return HaCall("todo_item", _TODO_SERVICES[channel], body)
     if channel in {"mobile", "clear"}:
         return _mobile(channel, body, profile, send_id, snooze_minutes)
     if channel == "voice":

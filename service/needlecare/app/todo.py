@@ -2,8 +2,11 @@
 
 The steps a person does themselves (soothe, serum, sunscreen, the end of the
 actives pause) become to-do items with due dates when a session's aftercare is
-planned, and are checked off when the reminder is acknowledged, from any channel.
-Both go through the durable Home Assistant outbox, in order, like every other call.
+planned (an item already there for the reminder is updated instead: a replanned
+step moves its due time), are checked off when the reminder is acknowledged, from
+any channel, and are removed when the reminder is cancelled (superseded by a newer
+session, or its session voided). All of it goes through the durable Home Assistant
+outbox, in order, like every other call.
 
 The outbox rows carry no ``reminder_id`` on purpose: answering or superseding a
 reminder cancels its pending deliveries, but an item that is on its way to the
@@ -27,7 +30,7 @@ from needlecare.config import NeedlecareConfig
 from needlecare.domain.outbox import OutboxItem
 
 TODO_KINDS = frozenset({"soothe", "serum_window", "sunscreen", "actives_resume"})
-ADD, DONE = "todo", "todo_done"
+ADD, DONE, REMOVE = "todo", "todo_done", "todo_remove"
 MARK = "needlecare:"
 
 
@@ -79,7 +82,7 @@ class TodoList:
         return None if ha is None else ha.todo_entity
 
     def planned(self, steps: Iterable[TodoStep], now: datetime) -> None:
-        """Add each new step of a plan to the list, once per reminder."""
+        """Put each new or changed step of a plan on the list (added, or updated)."""
         entity = self.entity
         if entity is None:
             return
@@ -93,15 +96,28 @@ class TodoList:
                 "due_datetime": due.isoformat(),
                 "description": description(step.id),
             }
-            self._queue(f"{step.id}:todo", ADD, step.profile, payload, now)
+            key = f"{step.id}:todo:{due.isoformat()}:{now.isoformat()}"
+            self._queue(key, ADD, step.profile, payload, now)
 
     def checked(self, step: TodoStep, now: datetime) -> None:
         """The reminder was acknowledged: check its item off (once)."""
         entity = self.entity
         if entity is None or step.kind not in TODO_KINDS:
             return
-        payload = {"entity_id": entity, "description": description(step.id)}
+        payload = {
+            "entity_id": entity,
+            "description": description(step.id),
+            "status": "completed",
+        }
         self._queue(f"{step.id}:todo_done", DONE, step.profile, payload, now)
+
+    def removed(self, step: TodoStep, now: datetime) -> None:
+        """The reminder was cancelled: take its item off the list."""
+        entity = self.entity
+        if entity is None or step.kind not in TODO_KINDS:
+            return
+        payload = {"entity_id": entity, "description": description(step.id)}
+        self._queue(f"{step.id}:todo_remove:{now.isoformat()}", REMOVE, step.profile, payload, now)
 
     def _queue(
         self, key: str, channel: str, profile: str, payload: dict[str, str], now: datetime
