@@ -313,6 +313,26 @@ class TestEvents:
             seen = _read_events(stream, lambda kind, data: data.get("id") == prompt["id"])
         assert ("reminder", "acked") == (seen[-1][0], seen[-1][1]["status"])
 
+    def test_a_prompt_shown_and_acked_between_two_looks_is_reported(self, web: WebDaemon) -> None:
+        """Session, prompt and mirror ack within one poll: the stream still says acked."""
+        with _open_stream(web) as stream:
+            for _ in range(3):
+                web.log_session("bob")
+                prompt = web.wait_for_prompt("bob")
+                ack = {
+                    "type": "ack",
+                    "event_id": f"fast-{prompt['id']}",
+                    "reminder_id": prompt["id"],
+                }
+                publish(web, "needlecare/mirror/hallway/event", ack)
+                seen = _read_events(
+                    stream,
+                    lambda kind, data, p=prompt: (
+                        kind == "reminder" and data["id"] == p["id"] and data["status"] == "acked"
+                    ),
+                )
+                assert "acked" == seen[-1][1]["status"]
+
     def test_sigterm_with_an_open_event_stream_exits_0(self, fresh_web: WebDaemon) -> None:
         """A page left open holds no shutdown: SIGTERM ends the daemon with exit code 0."""
         with _open_stream(fresh_web) as stream:

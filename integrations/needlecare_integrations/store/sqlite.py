@@ -442,6 +442,10 @@ class SqliteStore:
         ).fetchone()
         return row is not None
 
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits to the file."""
+        return int(self._run("PRAGMA data_version").fetchone()[0])
+
     def has_event(self, event_id: str) -> bool:
         row = self._run("SELECT 1 FROM events WHERE event_id = ?", (event_id,)).fetchone()
         return row is not None

@@ -1,16 +1,18 @@
 """Server-Sent Events: one event per change of a reminder, a session or a profile's state.
 
 The core thread is the only writer and knows nothing of the web app. The feed
-notices its commits by the store files' size and modification time (a stat
-every half second, and only while someone listens), then compares what it
-sees with what it saw and sends one event per difference.
+notices its commits by SQLite's data_version on the web app's read-only
+connection (one pragma every half second, and only while someone listens),
+then compares what it sees with what it saw and sends one event per difference.
+(File sizes and times were tried first: the WAL keeps its size once it is
+recycled, and some file systems keep times to the second, so commits went
+unseen.)
 """
 
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -23,18 +25,6 @@ log = structlog.get_logger(__name__)
 POLL_S = 0.5
 PING_S = 15.0
 Snapshot = tuple[dict[str, str], dict[str, str], dict[str, str]]
-
-
-def _files_token(path: Path) -> tuple[int, ...]:
-    token: list[int] = []
-    for candidate in (path, path.with_name(path.name + "-wal")):
-        try:
-            info = candidate.stat()
-        except OSError:
-            token += [0, 0]
-            continue
-        token += [info.st_mtime_ns, info.st_size]
-    return tuple(token)
 
 
 def sse(kind: str, data: dict[str, Any]) -> bytes:
@@ -85,15 +75,14 @@ class ChangeFeed:
             self.queues.discard(queue)
 
     async def _watch(self) -> None:
-        path = self.reads.config.store.path
-        token = _files_token(path)
+        version = self.reads.store.data_version()
         seen = self._snapshot()
         while self.queues and not self.closed:
             await asyncio.sleep(POLL_S)
-            current = _files_token(path)
-            if current == token:
+            current = self.reads.store.data_version()
+            if current == version:
                 continue
-            token = current
+            version = current
             try:
                 seen = self._compare(seen)
             except Exception as error:  # a read racing a migration; try again next time

@@ -81,16 +81,20 @@ class Reads:
         return self.store.reminders.get(reminder_id)
 
     def live_reminders(self, now: datetime) -> dict[str, str]:
-        """id -> status of every prompt being shown (what an ack, snooze or delivery changes).
+        """id -> status of the prompts being shown and of each profile's latest session's plan.
 
-        Pending reminders are left out: a store may hold thousands, and until one
-        is delivered nothing on a page shows it.
+        What an ack, a snooze or a delivery changes. The latest session's plan is
+        watched as a whole, so a prompt delivered and acknowledged between two
+        looks is still reported. Other pending reminders are left out: a store may
+        hold thousands, and until one is delivered no page shows it.
         """
-        return {
-            reminder.id: reminder.status.value
-            for profile in self.config.profiles
-            for reminder in self.store.reminders.delivered(profile, now)
-        }
+        live: dict[str, str] = {}
+        for profile in self.config.profiles:
+            last = self.store.last_treated_session(profile, exclude=None)
+            if last is not None:
+                live |= {r.id: r.status.value for r in self.store.reminders.for_session(last.id)}
+            live |= {r.id: r.status.value for r in self.store.reminders.delivered(profile, now)}
+        return live
 
     def watched_sessions(self) -> dict[str, str]:
         """id -> status of open sessions and each profile's latest treated one."""
