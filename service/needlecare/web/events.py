@@ -4,9 +4,9 @@ The core thread is the only writer and knows nothing of the web app. The feed
 notices its commits by SQLite's data_version on the web app's read-only
 connection (one pragma every half second, and only while someone listens),
 then compares what it sees with what it saw and sends one event per difference.
-(File sizes and times were tried first: the WAL keeps its size once it is
-recycled, and some file systems keep times to the second, so commits went
-unseen.)
+(File sizes and times were tried first, but the WAL keeps its size once it is
+recycled and some file systems keep times to the second: two commits in one
+second could look like one.)
 """
 
 import asyncio
