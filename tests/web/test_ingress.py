@@ -15,25 +15,30 @@ import pytest
 pytestmark = pytest.mark.integration
 
 PROBE = Path(__file__).with_name("ingress_probe.py")
+BROWSER_PROBE = Path(__file__).with_name("ingress_browser_probe.py")
 
 
-@pytest.fixture(scope="module")
-def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    workdir = tmp_path_factory.mktemp("ingress")
+def in_namespace(probe: Path, workdir: Path) -> dict[str, Any]:
+    """Run ``probe`` in a new network namespace where 172.30.32.2 is local; its JSON."""
     script = (
         "ip link set lo up && ip addr add 172.30.32.2/32 dev lo && "
-        f'exec "{sys.executable}" "{PROBE}" "{workdir}"'
+        f'exec "{sys.executable}" "{probe}" "{workdir}"'
     )
     result = subprocess.run(
         ["unshare", "-rn", "sh", "-c", script],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert 0 == result.returncode, result.stderr[-3000:]
     found: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return found
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return in_namespace(PROBE, tmp_path_factory.mktemp("ingress"))
 
 
 class TestIngress:
@@ -64,3 +69,18 @@ class TestIngress:
     def test_ingress_path_only_from_the_supervisor(self, seen: dict[str, Any]) -> None:
         """X-Ingress-Path from anyone else does not change the links."""
         assert "/" == seen["local_token_page"]["base"]
+
+
+class TestIngressInABrowser:
+    def test_the_app_works_under_the_ingress_prefix(self, tmp_path: Path) -> None:
+        """Chromium behind a Supervisor-like proxy: every request under the prefix, Done works."""
+        found = in_namespace(BROWSER_PROBE, tmp_path)
+        entry = found["base"]
+        assert entry.endswith("/api/hassio_ingress/Zq81-probe/")
+        assert 2 == found["cards"]
+        assert [] == [url for url in found["requests"] if not url.startswith(entry)]
+        assert [] == found["outside"]
+        assert [] == found["errors"]
+        assert 201 == found["logged"]
+        assert found["acked"] >= 1
+        assert any(url.endswith("/api/v1/events") for url in found["requests"])
