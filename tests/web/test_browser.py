@@ -1,6 +1,7 @@
 """The pages in a real browser (Debian's Chromium via Playwright) against the real daemon."""
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -76,6 +77,20 @@ class TestOverview:
         publish(web, "needlecare/mirror/hallway/event", ack)
         expect(item).to_have_count(0, timeout=10_000)
         assert tab.page.evaluate("window.stayed === true")
+
+    def test_snooze_for_the_chosen_minutes(self, web: WebDaemon, tab: Watched) -> None:
+        """Snooze with 2 h chosen: the prompt goes, the reminder is snoozed for 120 minutes."""
+        web.log_session("bob")
+        prompt = web.wait_for_prompt("bob")
+        tab.page.goto(web.url + "/")
+        item = tab.page.locator(f'[data-reminder="{prompt["id"]}"]')
+        item.get_by_role("combobox").select_option("120")
+        item.get_by_role("button", name="Snooze").click()
+        expect(item).to_have_count(0)
+        snoozed = {r["id"]: r for r in web.get("/api/v1/reminders?profile=bob&status=snoozed")}
+        row = snoozed[prompt["id"]]
+        due = datetime.fromisoformat(row["due_at"])
+        assert timedelta(minutes=119) < due - datetime.fromisoformat(prompt["due_at"])
 
     def test_keyboard_reaches_done(self, web: WebDaemon, tab: Watched) -> None:
         """Done and Snooze are buttons with names, reachable with the Tab key."""
