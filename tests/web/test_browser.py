@@ -182,3 +182,20 @@ class TestAccessibility:
             assert [] == tab.page.evaluate(UNNAMED), path
             tab.page.keyboard.press("Tab")
             assert "Skip to content" == tab.page.evaluate("document.activeElement.textContent")
+
+
+class TestLiveUpdates:
+    def test_keyboard_focus_survives_an_update(self, web: WebDaemon, tab: Watched) -> None:
+        """A change elsewhere re-renders the overview; focus stays on the same Done button."""
+        web.log_session("alice")
+        first = web.wait_for_prompt("alice")
+        tab.page.goto(web.url + "/")
+        card = tab.page.locator(f'[data-reminder="{first["id"]}"]')
+        card.get_by_role("button", name="Done").focus()
+        tab.page.evaluate("window.before = document.activeElement")
+        web.log_session("bob")  # another profile's card changes: the page renders again
+        wait_until(lambda: not tab.page.evaluate("window.before.isConnected"), what="a re-render")
+        assert first["id"] == tab.page.evaluate(
+            "document.activeElement.closest('[data-reminder]')?.dataset.reminder"
+        )
+        assert "Done" == tab.page.evaluate("document.activeElement.textContent")

@@ -311,9 +311,22 @@ function fail(error) { say(t("not_loaded", null, { error: error.message }), true
 
 let pending = null;
 function refresh() {
-  // Several events arrive together after one change: render once.
+  // Several events arrive together after one change: render once, and give the keyboard
+  // focus back to the same control (the same prompt's button, the same picker).
   clearTimeout(pending);
-  pending = setTimeout(() => render().catch(fail), 150);
+  pending = setTimeout(async () => {
+    const focused = document.activeElement;
+    const holder = focused && focused.closest("[data-reminder]");
+    const key = holder ? holder.dataset.reminder : null;
+    const label = focused ? focused.textContent : null;
+    const id = focused && focused.id;
+    try { await render(); } catch (error) { fail(error); return; }
+    const again = key
+      ? [...document.querySelectorAll(`[data-reminder="${CSS.escape(key)}"] button, [data-reminder="${CSS.escape(key)}"] select`)]
+          .find((node) => node.textContent === label)
+      : id && document.getElementById(id);
+    if (again) again.focus();
+  }, 150);
 }
 
 if (render) {
