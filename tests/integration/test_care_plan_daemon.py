@@ -133,6 +133,11 @@ class TestBackDated:
         assert 1 == [r["kind"] for r in reminders(daemon, status="pending")].count("window_open")
 
 
+def retained_prompt_id(factory: MqttClientFactory, broker: MosquittoBroker) -> str | None:
+    prompt: dict[str, str] = json.loads(retained(factory, broker, PROMPT) or b"{}")
+    return prompt.get("reminder_id")
+
+
 class TestVoid:
     def test_void_cancels_the_session_and_restores_the_plan_before_it(
         self,
@@ -156,12 +161,7 @@ class TestVoid:
             if r["session_id"] == mistaken and r["kind"] == "soothe"
         )
         wait_until(
-            lambda: (
-                json.loads(retained(mqtt_client_factory, mosquitto, PROMPT) or b"{}").get(
-                    "reminder_id"
-                )
-                == mistaken_soothe
-            ),
+            lambda: retained_prompt_id(mqtt_client_factory, mosquitto) == mistaken_soothe,
             what="the mistaken session's soothe as the retained prompt",
         )
 
@@ -175,12 +175,7 @@ class TestVoid:
             r["status"] for r in reminders(daemon) if r["session_id"] == mistaken
         }
         wait_until(
-            lambda: (
-                json.loads(retained(mqtt_client_factory, mosquitto, PROMPT) or b"{}").get(
-                    "reminder_id"
-                )
-                != mistaken_soothe
-            ),
+            lambda: retained_prompt_id(mqtt_client_factory, mosquitto) != mistaken_soothe,
             what="the voided session's prompt gone from the retained prompt",
         )
         # Voiding again changes nothing; an unknown id is logged, not fatal.
