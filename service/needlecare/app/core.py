@@ -38,7 +38,11 @@ from needlecare_integrations.store import Checkpointer, SqliteStore
 
 log = structlog.get_logger(__name__)
 
-MAX_BATCH = 500
+# A turn takes at most this many inbox items. Only a backlog fills it (a drain after a
+# restart, a burst): then fewer, larger commits write each touched page fewer times.
+# 2,000 instead of 500 halved the bytes written per message in a 20,000-event drain
+# (4.8x -> 2.2x its payload) at the same rate (docs/PERFORMANCE.md).
+MAX_BATCH = 2000
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CONFIRM_WITHIN = timedelta(seconds=1)
 # Heartbeats held for a shared commit, at most; also below half the broker's in-flight
