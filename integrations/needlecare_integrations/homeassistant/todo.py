@@ -8,9 +8,6 @@ while the daemon or the connection was down is still seen. The core records each
 report as an event with a fixed id, so a repeat acknowledges nothing twice.
 """
 
-import contextlib
-import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,63 +15,30 @@ import structlog
 
 from needlecare.app.todo import reminder_from_description
 from needlecare.config import HomeAssistantConfig
-from needlecare_integrations.backoff import backoff_delay
+from needlecare_integrations.homeassistant.subscription import Subscription
 from needlecare_integrations.homeassistant.worker import todo_items, websocket_url
 
 log = structlog.get_logger(__name__)
 
 
-class TodoListener:
+class TodoListener(Subscription):
     """Hands the reminder id of each checked-off item to ``on_checked``."""
+
+    thread_name = "ha-todo"
+    lost_event = "homeassistant_todo_lost"
 
     def __init__(
         self, config: HomeAssistantConfig, entity_id: str, on_checked: Callable[[str], None]
     ) -> None:
-        self._config = config
+        super().__init__(config)
         self._entity_id = entity_id
         self._on_checked = on_checked
         self._reported: set[str] = set()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._socket: Any = None
-        self.subscribed = threading.Event()
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="ha-todo", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        socket = self._socket
-        if socket is not None:
-            # Closing the socket unblocks the pending receive; it may already be gone.
-            with contextlib.suppress(Exception):
-                socket.__exit__(None, None, None)
-
-    def _run(self) -> None:
-        from homeassistant_api import errors  # noqa: PLC0415 - lazy: heavy import
-
-        rand = random.Random()  # noqa: S311 - jitter, not security
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                self._listen()
-            except errors.UnauthorizedError:
-                log.error("homeassistant_auth_failed", error="the token was refused")
-                return
-            except Exception as error:
-                if self._stopping.is_set():
-                    return
-                log.warning("homeassistant_todo_lost", error=str(error), attempt=attempt)
-            self.subscribed.clear()
-            attempt += 1
-            self._stopping.wait(backoff_delay(attempt, rand=rand.random, base=1.0, cap=60.0))
 
     def _listen(self) -> None:
         from homeassistant_api import WebsocketClient  # noqa: PLC0415 - lazy: heavy import
 
-        token = self._config.token.get_secret_value() if self._config.token else ""
-        with WebsocketClient(websocket_url(self._config), token) as socket:
+        with WebsocketClient(websocket_url(self._config), self._token()) as socket:
             self._socket = socket
             with socket.listen_trigger("state", entity_id=self._entity_id) as changes:
                 self._report(socket)
