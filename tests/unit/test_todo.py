@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from needlecare.app.todo import (
     TODO_KINDS,
@@ -72,7 +73,7 @@ class TestTodoList:
         assert ("todo", "todo.aftercare", None) == (item.channel, item.target, item.reminder_id)
         assert {
             "entity_id": "todo.aftercare",
-            "item": "Soothe your skin (2026-03-01 12:00)",
+            "item": "Soothe your skin (Sun 1 Mar, 12:00)",
             "due_datetime": "2026-03-01T12:00:00+01:00",
             "description": "needlecare:s1:soothe",
         } == json.loads(item.payload)
@@ -136,6 +137,8 @@ class TestDescription:
         assert reminder_from_description("needlecare:") is None
 
     def test_summary(self) -> None:
-        """The text shows the local due time."""
-        local = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-        assert "Soothe (2026-03-01 12:00)" == summary("Soothe", local)
+        """The text shows the local due time, formatted for the person's language."""
+        due = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+        berlin = ZoneInfo("Europe/Berlin")
+        assert "Soothe (Sun 1 Mar, 13:00)" == summary("Soothe", due, berlin, "en")
+        assert "Beruhigen (So., 1. März, 13:00)" == summary("Beruhigen", due, berlin, "de")

@@ -24,10 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from needlecare.app.ports import AftercareStore
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.outbox import OutboxItem
+from needlecare.i18n import translator
 
 TODO_KINDS = frozenset({"soothe", "serum_window", "sunscreen", "actives_resume"})
 ADD, DONE, REMOVE = "todo", "todo_done", "todo_remove"
@@ -53,9 +55,10 @@ class TodoStep(Protocol):
     def due_at(self) -> datetime: ...
 
 
-def summary(title: str, due_local: datetime) -> str:
-    """The item's text: the step and its local due time, unique within a list."""
-    return f"{title} ({due_local:%Y-%m-%d %H:%M})"
+def summary(title: str, due_at: datetime, zone: ZoneInfo, language: str) -> str:
+    """The item's text: the step and its local due time in the person's language."""
+    tr = translator(language)
+    return tr.gettext("{title} ({due})", title=title, due=tr.when(due_at, zone))
 
 
 def description(reminder_id: str) -> str:
@@ -89,10 +92,11 @@ class TodoList:
         for step in steps:
             if step.kind not in TODO_KINDS or step.profile not in self.config.profiles:
                 continue
-            due = step.due_at.astimezone(self.config.profiles[step.profile].zone)
+            profile = self.config.profiles[step.profile]
+            due = step.due_at.astimezone(profile.zone)
             payload = {
                 "entity_id": entity,
-                "item": summary(step.title, due),
+                "item": summary(step.title, due, profile.zone, profile.language),
                 "due_datetime": due.isoformat(),
                 "description": description(step.id),
             }
