@@ -157,6 +157,7 @@ class TestToJson:
         assert {
             "profile": "alice",
             "display_name": "Alice",
+            "language": "en",
             "status": "recovering",
             "last_session_at": "2026-03-05T19:15:00Z",
             "recovery_day": 0,
@@ -188,6 +189,14 @@ class TestToJson:
         """Without a configured display name, people read the profile slug."""
         payload = to_json(profile_state(ALICE, None, PROTOCOL, (), END))
         assert "alice" == payload["display_name"]
+
+    @pytest.mark.parametrize("last", [None, session()])
+    def test_carries_the_profile_language(self, last: Session | None) -> None:
+        """The profile's language travels with the state, with and without history, so a
+        mirror can word each person's buttons in that person's language."""
+        german = ProfileContext("alice", BERLIN, QuietWindow(time(22), time(7)), language="de")
+        payload = to_json(profile_state(german, last, PROTOCOL, (), END + timedelta(hours=1)))
+        assert "de" == payload["language"]
 
     def test_expiring_prompt_carries_its_expiry(self) -> None:
         """A prompt that vanishes by itself says when, so a mirror can drop it on time."""

@@ -49,9 +49,10 @@ class TestReadme:
         assert sorted(real) == sorted(OUTBOUND["notification"])
 
     def test_state_example_has_the_product_fields(self) -> None:
-        """The README's state example names every PRODUCT §2 state field."""
+        """The README's state example names every PRODUCT §2 state field, and the
+        profile's language (which a mirror words that person's buttons in)."""
         expected = {
-            "profile", "display_name", "status", "last_session_at", "recovery_day",
+            "profile", "display_name", "language", "status", "last_session_at", "recovery_day",
             "restrictions", "next_window_start", "next_window_end", "open_prompts",
         }  # fmt: skip
         assert expected == set(OUTBOUND["state"])
@@ -64,6 +65,7 @@ class TestReadme:
         moment = datetime(2026, 3, 1, 19, 15, tzinfo=UTC)
         prompt = OpenPrompt("r", "soothe", "t", Severity.WARNING, moment, "m")
         state = ProfileState("alice", "no_history", None, None, (), None, None, (prompt,))
+        assert sorted(to_json(state)) == sorted(OUTBOUND["state"])
         real = to_json(state)["open_prompts"]
         assert isinstance(real, list)
         assert sorted(real[0]) == sorted(OUTBOUND["state"]["open_prompts"][0])

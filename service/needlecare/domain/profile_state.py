@@ -47,7 +47,9 @@ ACTIONS = ("ack", "snooze")
 class ProfileState:
     """Where a profile stands; the window and recovery day are None without history.
 
-    ``display_name`` is the name people read (the config's, else the profile slug).
+    ``display_name`` is the name people read (the config's, else the profile slug);
+    ``language`` the profile's language (a supported BCP 47 primary tag, e.g. "de"),
+    which a mirror uses for the words around the person's prompts.
     """
 
     profile: str
@@ -59,6 +61,7 @@ class ProfileState:
     next_window_end: datetime | None
     open_prompts: tuple[OpenPrompt, ...]
     display_name: str | None = None
+    language: str = "en"
 
 
 def profile_state(
@@ -80,7 +83,16 @@ def profile_state(
     end = _treated_end(last_session)
     if last_session is None or end is None:
         return ProfileState(
-            profile.name, "no_history", None, None, (), None, None, prompts, display_name
+            profile.name,
+            "no_history",
+            None,
+            None,
+            (),
+            None,
+            None,
+            prompts,
+            display_name,
+            profile.language,
         )
     pause_end = end + protocol_for_last.actives_pause
     window_start, window_end = window_for(last_session, protocol_for_last)
@@ -95,6 +107,7 @@ def profile_state(
         next_window_end=window_end,
         open_prompts=prompts,
         display_name=display_name,
+        language=profile.language,
     )
 
 
@@ -146,6 +159,7 @@ def to_json(state: ProfileState) -> dict[str, object]:
     return {
         "profile": state.profile,
         "display_name": state.display_name or state.profile,
+        "language": state.language,
         "status": state.status,
         "last_session_at": rfc3339(state.last_session_at),
         "recovery_day": state.recovery_day,
