@@ -5,10 +5,11 @@ import socket
 
 import pytest
 
+from needlecare.app.inbound import Delivery
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.broker import MosquittoBroker
-from needlecare_integrations.mqtt import Delivery, MqttClient, MqttFatalError
+from needlecare_integrations.mqtt import MqttClient, MqttFatalError
 from support.clock import FakeClock
 from support.daemon import wait_until
 from support.mosquitto import MqttClientFactory

@@ -14,7 +14,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -24,7 +23,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from needlecare.app.inbound import InboundMessage
+from needlecare.app.inbound import AckToken, Delivery, InboundMessage
 from needlecare.clock import Clock
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
@@ -116,23 +115,6 @@ class _ReadAhead:
 
 class MqttFatalError(RuntimeError):
     """The broker refuses us for a reason that retrying cannot fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class AckToken:
-    """What is needed to acknowledge one message on the connection it came from."""
-
-    generation: int
-    mid: int
-    qos: int
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """An inbound message and the token that acknowledges it."""
-
-    message: InboundMessage
-    token: AckToken
 
 
 class MqttClient:

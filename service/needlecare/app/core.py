@@ -21,9 +21,15 @@ from needlecare.app.aftercare import Aftercare
 from needlecare.app.ha_calls import parse_action
 from needlecare.app.ha_outbox import HaOutbox
 from needlecare.app.health import Health
-from needlecare.app.inbound import InboundMessage
+from needlecare.app.inbound import AckToken, Delivery, InboundMessage
 from needlecare.app.ingest import Ingest
-from needlecare.app.ports import StoreUnavailableError
+from needlecare.app.ports import (
+    CheckpointPoke,
+    CoreStore,
+    MessageBus,
+    StoreUnavailableError,
+    WakeUp,
+)
 from needlecare.app.projections import Projections
 from needlecare.app.publisher import MqttOutbox
 from needlecare.app.retention import Retention
@@ -32,9 +38,7 @@ from needlecare.domain.records import EventRecord
 from needlecare.domain.topics import Topics
 from needlecare.logs import held_lines
 from needlecare_integrations.homeassistant import HaResult
-from needlecare_integrations.mqtt import AckToken, Delivery, MqttClient, MqttFatalError
-from needlecare_integrations.scheduler import Waker
-from needlecare_integrations.store import Checkpointer, SqliteStore
+from needlecare_integrations.mqtt import MqttFatalError
 
 log = structlog.get_logger(__name__)
 
@@ -117,17 +121,17 @@ class ExitCode:
 @dataclass
 class CoreLoop:
     inbox: "queue.SimpleQueue[InboxItem]"
-    store: SqliteStore
+    store: CoreStore
     topics: Topics
     ingest: Ingest
     aftercare: Aftercare
     projections: Projections
     outbox: MqttOutbox
     ha: HaOutbox | None
-    mqtt: MqttClient
-    waker: Waker
+    mqtt: MessageBus
+    waker: WakeUp
     clock: Clock
-    checkpointer: Checkpointer | None = None
+    checkpointer: CheckpointPoke | None = None
     health: Health | None = None
     health_changes: int = -1
     retention: Retention | None = None

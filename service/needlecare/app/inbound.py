@@ -1,4 +1,5 @@
-"""An inbound message as the application sees it, free of MQTT client types."""
+"""An inbound message as the application sees it, free of MQTT client types, and the
+token that acknowledges it once it is committed."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,3 +13,20 @@ class InboundMessage:
     payload: bytes
     received_at: datetime
     redelivered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AckToken:
+    """What is needed to acknowledge one message on the connection it came from."""
+
+    generation: int
+    mid: int
+    qos: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An inbound message and the token that acknowledges it."""
+
+    message: InboundMessage
+    token: AckToken

@@ -3,11 +3,13 @@
 Adapters in ``needlecare_integrations`` implement these; unit tests use fakes.
 """
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from needlecare.app.inbound import AckToken
 from needlecare.domain.outbox import OutboxItem
 from needlecare.domain.records import (
     DeadLetter,
@@ -148,3 +150,45 @@ class AftercareStore(Protocol):
     def last_event_at(self, profile: str, event_type: str) -> datetime | None:
         """When the profile's newest event of this type happened."""
         ...
+
+
+class CoreStore(JournalStore, AftercareStore, Protocol):
+    """What the core loop itself reads and writes besides ingest and aftercare."""
+
+    @property
+    def changes(self) -> int:
+        """Rows changed through this connection so far: tells whether a turn wrote."""
+        ...
+
+    def has_event(self, event_id: str) -> bool: ...
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+class MessageBus(Protocol):
+    """The broker connection: publishes, and acknowledgements of committed messages."""
+
+    @property
+    def connected(self) -> threading.Event: ...
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
+        """Queue a publish; its message id comes back on PUBACK."""
+        ...
+
+    def ack(self, token: AckToken) -> None: ...
+
+    def ack_all(self, tokens: Sequence[AckToken]) -> None: ...
+
+
+class WakeUp(Protocol):
+    """The one armed wake-up of the core loop."""
+
+    def arm(self, when: datetime | None) -> None: ...
+
+
+class CheckpointPoke(Protocol):
+    """Told after a commit how many rows it wrote, so the WAL is copied back off the hot path."""
+
+    def poke(self, rows: int | None = None) -> None: ...

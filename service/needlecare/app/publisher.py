@@ -7,9 +7,8 @@ import structlog
 
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.dispatch import MQTT_CHANNELS
+from needlecare.app.ports import AftercareStore, MessageBus
 from needlecare.domain.outbox import OutboxItem
-from needlecare_integrations.mqtt import MqttClient
-from needlecare_integrations.store import SqliteStore
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +23,7 @@ class MqttOutbox:
     the copy instead of showing it twice.
     """
 
-    def __init__(self, store: SqliteStore, care: Aftercare, mqtt: MqttClient) -> None:
+    def __init__(self, store: AftercareStore, care: Aftercare, mqtt: MessageBus) -> None:
         self._store = store
         self._care = care
         self._mqtt = mqtt
