@@ -58,7 +58,8 @@ class MagicMirror:
         self.config_path = install.magicmirror / "config" / f"needlecare-test-{port}.js"
         self.log_path = workdir / "magicmirror.log"
         self.process: subprocess.Popen[bytes] | None = None
-        # MagicMirror's own language: the module's labels and buttons follow it.
+        # MagicMirror's own language: the module's words that belong to no one follow it
+        # (each entry's buttons follow its person's language, from the state).
         self.language = "en"
 
     @property

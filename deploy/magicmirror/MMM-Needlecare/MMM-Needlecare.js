@@ -4,7 +4,10 @@
  *
  * What is shown is what the retained profile states say (sent by node_helper.js):
  * every open prompt of the configured profiles, one entry per reminder id, labelled
- * with the person's display name, most severe first. Text is always set as text
+ * with the person's display name, most severe first. An entry's buttons are worded in
+ * its person's language (the state's `language`, with the module's translations the
+ * helper sends), else in MagicMirror's; words not tied to a person ("reconnecting")
+ * follow MagicMirror's `language`. Text is always set as text
  * (textContent), never parsed as HTML. Done and Snooze publish Needlecare mirror
  * events; an entry goes away when the state no longer lists it, whichever channel
  * answered it. A NEEDLECARE_PRESENCE notification ({profile}) from another module is
@@ -40,6 +43,8 @@ Module.register("MMM-Needlecare", {
 		return [this.file("MMM-Needlecare.css")];
 	},
 
+	// MagicMirror's own translations: its `language`, for module-wide words and for an
+	// entry whose state names no language the module knows.
 	getTranslations () {
 		return {
 			en: "translations/en.json",
@@ -52,6 +57,7 @@ Module.register("MMM-Needlecare", {
 
 	start () {
 		this.states = {};
+		this.labels = null; // language -> key -> word, from the helper
 		this.pending = new Map(); // reminder id -> timeout of a press not yet answered
 		this.awaiting = new Map(); // reminder id -> when a notify announced it
 		this.alerted = new Set();
@@ -82,7 +88,10 @@ Module.register("MMM-Needlecare", {
 
 	socketNotificationReceived (notification, payload) {
 		if (this.error || !payload || payload.mirrorId !== this.options.mirrorId) return;
-		if (notification === "NEEDLECARE_STATE") {
+		if (notification === "NEEDLECARE_LABELS") {
+			this.labels = payload.labels;
+			this.updateDom(0);
+		} else if (notification === "NEEDLECARE_STATE") {
 			this.states[payload.profile] = payload.state;
 			this.refresh();
 		} else if (notification === "NEEDLECARE_NOTIFY") {
@@ -195,6 +204,7 @@ Module.register("MMM-Needlecare", {
 		item.dataset.profile = entry.profile;
 		item.dataset.kind = entry.kind;
 		item.dataset.severity = entry.severity;
+		if (entry.language) item.lang = entry.language;
 		const heading = needlecareElement("div", "needlecare-heading");
 		heading.append(needlecareElement("span", "needlecare-name", entry.displayName), needlecareElement("span", "needlecare-title bright", entry.title));
 		item.append(heading);
@@ -202,7 +212,7 @@ Module.register("MMM-Needlecare", {
 		const actions = needlecareElement("div", "needlecare-actions");
 		for (const [action, label] of [["ack", "DONE"], ["snooze", "SNOOZE"]]) {
 			if (!entry.actions.includes(action)) continue;
-			const button = needlecareElement("button", `needlecare-${action}`, this.translate(label));
+			const button = needlecareElement("button", `needlecare-${action}`, this.entryWord(entry, label));
 			button.type = "button";
 			button.disabled = pending;
 			button.addEventListener("click", () => this.answer(entry, action));
@@ -210,6 +220,11 @@ Module.register("MMM-Needlecare", {
 		}
 		item.append(actions);
 		return item;
+	},
+
+	/** A word of one person's entry: in that person's language, else MagicMirror's. */
+	entryWord (entry, key) {
+		return NeedlecarePrompts.label(this.labels, entry.language, key) ?? this.translate(key);
 	}
 });
 

@@ -7,10 +7,13 @@
  * restarts, and reconnects by itself every few seconds while the broker is away. It
  * subscribes to the retained state of each profile shown here and to the mirror's
  * notify topic, keeps the last state of each profile (what a reloaded page is sent
- * first) and publishes the mirror's ack / snooze / presence events with QoS 1.
+ * first) and publishes the mirror's ack / snooze / presence events with QoS 1. It
+ * also reads the module's translations/<language>.json once and hands them to the
+ * page before any state, so each entry's buttons can follow its person's language.
  */
 const crypto = require("node:crypto");
 const fs = require("node:fs");
+const path = require("node:path");
 const NodeHelper = require("node_helper");
 const Log = require("logger");
 const mqtt = require("mqtt");
@@ -25,6 +28,7 @@ module.exports = NodeHelper.create({
 	start () {
 		this.mirrors = new Map();
 		this.errors = new Map();
+		this.labels = readLabels();
 		const entries = (global.config && global.config.modules) || [];
 		for (const entry of entries) {
 			if (entry.module !== this.name || entry.disabled) continue;
@@ -140,7 +144,7 @@ module.exports = NodeHelper.create({
 		}
 	},
 
-	/** What a page that just (re)loaded needs: the connection and every known state. */
+	/** What a page that just (re)loaded needs: the words, the connection and every known state. */
 	sendSnapshot (mirrorId) {
 		const mirror = this.mirrors.get(mirrorId);
 		if (!mirror) {
@@ -148,6 +152,8 @@ module.exports = NodeHelper.create({
 			this.sendSocketNotification("NEEDLECARE_ERROR", { mirrorId, error });
 			return;
 		}
+		// Before the states, on the same socket: no entry is drawn without its words.
+		this.sendSocketNotification("NEEDLECARE_LABELS", { mirrorId, labels: this.labels });
 		this.sendSocketNotification("NEEDLECARE_CONNECTION", { mirrorId, connected: mirror.connected });
 		for (const [profile, state] of Object.entries(mirror.states)) {
 			this.sendSocketNotification("NEEDLECARE_STATE", { mirrorId, profile, state });
@@ -173,3 +179,17 @@ module.exports = NodeHelper.create({
 		Log.info(`mirror ${mirror.options.mirrorId}: ${type} ${event.reminder_id || event.profile} (${event.event_id})`);
 	}
 });
+
+/** language -> key -> word, from translations/<language>.json; a file that cannot be read is left out. */
+function readLabels () {
+	const labels = {};
+	for (const language of logic.LANGUAGES) {
+		const file = path.join(__dirname, "translations", `${language}.json`);
+		try {
+			labels[language] = JSON.parse(fs.readFileSync(file, "utf8"));
+		} catch (error) {
+			Log.warn(`translations for ${language} not loaded (${error.message}); MagicMirror's language is used instead`);
+		}
+	}
+	return labels;
+}

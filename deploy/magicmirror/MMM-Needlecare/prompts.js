@@ -1,8 +1,8 @@
 /* MMM-Needlecare: the logic shared by the mirror page and the node_helper.
  *
  * Pure functions, no DOM and no MQTT: which topics a mirror uses, how a retained
- * profile state becomes the entries on screen, and what a Done / Snooze / presence
- * publishes. Loaded in the page through getScripts() (as window.NeedlecarePrompts)
+ * profile state becomes the entries on screen, which words an entry's buttons use in
+ * its person's language, and what a Done / Snooze / presence publishes. Loaded in the page through getScripts() (as window.NeedlecarePrompts)
  * and in Node through require().
  */
 (function (root, factory) {
@@ -17,6 +17,8 @@
 	const SLUG = /^[a-z0-9_-]{1,64}$/;
 	const SEVERITY_RANK = { critical: 2, warning: 1, info: 0 };
 	const MAX_TEXT = 2000;
+	/** The languages the module has words for (translations/<tag>.json), as Needlecare's. */
+	const LANGUAGES = Object.freeze(["en", "de", "fr", "es", "nl"]);
 	/** The module's options and their defaults (MMM-Needlecare.js repeats them for MagicMirror). */
 	const DEFAULTS = Object.freeze({
 		broker: "mqtt://localhost:1883",
@@ -96,6 +98,33 @@
 		};
 	}
 
+	/**
+	 * A language tag's primary subtag if the module has words for it ("de-AT" -> "de").
+	 * @param {*} value a BCP 47 tag, e.g. a profile state's `language`
+	 * @returns {string|null} one of LANGUAGES, or null for anything else
+	 */
+	function languageTag (value) {
+		if (typeof value !== "string") return null;
+		const tag = value.trim().replace(/_/g, "-").split("-", 1)[0].toLowerCase();
+		return LANGUAGES.includes(tag) ? tag : null;
+	}
+
+	/**
+	 * The word for `key` in `language`, from the module's translation tables.
+	 * @param {Object<string, Object<string, string>>|null} labels language -> key -> word
+	 * @param {string|null} language a tag from languageTag (null: none known)
+	 * @param {string} key e.g. "DONE"
+	 * @returns {string|null} the word, or null when that language has none (the caller
+	 *     falls back to MagicMirror's own language)
+	 */
+	function label (labels, language, key) {
+		if (!labels || language === null || !Object.hasOwn(labels, language)) return null;
+		const table = labels[language];
+		if (!table || !Object.hasOwn(table, key)) return null;
+		const word = table[key];
+		return typeof word === "string" && word.length > 0 ? word : null;
+	}
+
 	function text (value) {
 		return typeof value === "string" ? value.slice(0, MAX_TEXT) : "";
 	}
@@ -124,10 +153,11 @@
 	 * An empty payload means nothing is known: no prompts. Throws on malformed JSON.
 	 * @param {string} profile the profile whose state topic it came from
 	 * @param {string} payload the MQTT payload as text
-	 * @returns {{profile: string, displayName: string, prompts: object[]}} the state
+	 * @returns {{profile: string, displayName: string, language: string|null, prompts: object[]}}
+	 *     the state; language is the person's (null when the state names none the module knows)
 	 */
 	function parseState (profile, payload) {
-		if (payload.length === 0) return { profile, displayName: profile, prompts: [] };
+		if (payload.length === 0) return { profile, displayName: profile, language: null, prompts: [] };
 		const raw = JSON.parse(payload);
 		if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
 			throw new Error("a profile state is a JSON object");
@@ -135,7 +165,7 @@
 		const displayName = text(raw.display_name) || profile;
 		const list = Array.isArray(raw.open_prompts) ? raw.open_prompts : [];
 		const prompts = list.map(prompt).filter((p) => p !== null);
-		return { profile, displayName, prompts };
+		return { profile, displayName, language: languageTag(raw.language), prompts };
 	}
 
 	function expired (entry, now) {
@@ -151,7 +181,7 @@
 	 * @param {Object<string, object>} states profile -> parsed state
 	 * @param {string[]} profiles the configured order of people
 	 * @param {number} now milliseconds since the epoch
-	 * @returns {object[]} entries: the prompt's fields plus profile and displayName
+	 * @returns {object[]} entries: the prompt's fields plus profile, displayName and language
 	 */
 	function visiblePrompts (states, profiles, now) {
 		const byId = new Map();
@@ -160,7 +190,7 @@
 			if (!state) return;
 			for (const entry of state.prompts) {
 				if (byId.has(entry.reminderId) || expired(entry, now)) continue;
-				byId.set(entry.reminderId, { ...entry, profile, displayName: state.displayName, order });
+				byId.set(entry.reminderId, { ...entry, profile, displayName: state.displayName, language: state.language ?? null, order });
 			}
 		});
 		return [...byId.values()].sort(
@@ -195,5 +225,5 @@
 		return entry.severity === "warning" || entry.severity === "critical";
 	}
 
-	return { DEFAULTS, SEVERITY_RANK, alerts, checkedOptions, clampMinutes, isSlug, mirrorEvent, parseState, topics, visiblePrompts };
+	return { DEFAULTS, LANGUAGES, SEVERITY_RANK, alerts, checkedOptions, clampMinutes, isSlug, label, languageTag, mirrorEvent, parseState, topics, visiblePrompts };
 });

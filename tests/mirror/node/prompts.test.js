@@ -66,10 +66,44 @@ test("parseState keeps the display name and well-formed prompts, and drops the r
 	const parsed = state("alice", "Alice", [prompt("rem_a", "warning", "2026-03-01T19:15:00Z"), { title: "no id" }, null]);
 	assert.equal("Alice", parsed.displayName);
 	assert.deepEqual(["rem_a"], parsed.prompts.map((p) => p.reminderId));
-	assert.deepEqual({ profile: "alice", displayName: "alice", prompts: [] }, logic.parseState("alice", ""));
+	assert.deepEqual({ profile: "alice", displayName: "alice", language: null, prompts: [] }, logic.parseState("alice", ""));
 	assert.equal("alice", state("alice", "", []).displayName);
 	assert.throws(() => logic.parseState("alice", "[1]"), /JSON object/);
 	assert.throws(() => logic.parseState("alice", "{"), SyntaxError);
+});
+
+test("parseState keeps the person's language as a primary tag the module has words for", () => {
+	const withLanguage = (language) => logic.parseState("alice", JSON.stringify({ profile: "alice", language, open_prompts: [] })).language;
+	assert.deepEqual(["de", "fr", "nl", "es", "en"], ["de", "fr-CA", "NL", "es_MX", "en"].map(withLanguage));
+	assert.deepEqual([null, null, null, null], ["pt", "", 7, undefined].map(withLanguage));
+});
+
+test("languageTag: the primary subtag of a supported language, else null", () => {
+	assert.deepEqual(["de", "de", "fr", null, null], ["de-AT", " DE ", "fr_CH", "deu", null].map(logic.languageTag));
+});
+
+test("label: the word in the person's language, null when that language or word is missing", () => {
+	const labels = { de: { DONE: "Erledigt", SNOOZE: "" }, en: { DONE: "Done" } };
+	assert.equal("Erledigt", logic.label(labels, "de", "DONE"));
+	assert.equal("Done", logic.label(labels, "en", "DONE"));
+	assert.equal(null, logic.label(labels, "de", "SNOOZE"));
+	assert.equal(null, logic.label(labels, "de", "RECONNECTING"));
+	assert.equal(null, logic.label(labels, "fr", "DONE"));
+	assert.equal(null, logic.label(labels, null, "DONE"));
+	assert.equal(null, logic.label(null, "de", "DONE"));
+	assert.equal(null, logic.label(labels, "de", "toString"));
+});
+
+test("every language the module lists has a translation file with the same words as English", () => {
+	const read = (language) => JSON.parse(fs.readFileSync(path.join(MODULE_DIR, "translations", `${language}.json`), "utf8"));
+	const english = Object.keys(read("en")).sort();
+	assert.deepEqual(["DONE", "RECONNECTING", "SNOOZE"], english);
+	for (const language of logic.LANGUAGES) {
+		const table = read(language);
+		assert.deepEqual(english, Object.keys(table).sort(), language);
+		assert.ok(Object.values(table).every((word) => typeof word === "string" && word.length > 0), language);
+	}
+	assert.deepEqual([...logic.LANGUAGES].sort(), fs.readdirSync(path.join(MODULE_DIR, "translations")).map((f) => f.replace(/\.json$/, "")).sort());
 });
 
 test("parseState treats an unknown severity as info", () => {
@@ -84,6 +118,13 @@ test("visiblePrompts: most severe first, then the configured order of people, th
 	const shown = logic.visiblePrompts(states, ["alice", "bob"], Date.parse("2026-03-01T12:00:00Z"));
 	assert.deepEqual(["b_crit", "a_warn", "b_warn", "a_info"], shown.map((p) => p.reminderId));
 	assert.deepEqual(["Bob", "Alice", "Bob", "Alice"], shown.map((p) => p.displayName));
+});
+
+test("visiblePrompts: each entry carries its own person's language", () => {
+	const parse = (profile, language, id) => logic.parseState(profile, JSON.stringify({ profile, language, open_prompts: [prompt(id, "warning", "2026-03-01T09:00:00Z")] }));
+	const states = { alice: parse("alice", "de", "rem_a"), bob: parse("bob", "en", "rem_b"), carol: parse("carol", undefined, "rem_c") };
+	const shown = logic.visiblePrompts(states, ["alice", "bob", "carol"], Date.parse("2026-03-01T12:00:00Z"));
+	assert.deepEqual([["rem_a", "de"], ["rem_b", "en"], ["rem_c", null]], shown.map((p) => [p.reminderId, p.language]));
 });
 
 test("visiblePrompts: one entry per reminder id, expired prompts left out", () => {
