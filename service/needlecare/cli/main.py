@@ -113,8 +113,9 @@ def config_reference_command(config_path: Path | None) -> None:
 @config_option
 def protocol(config_path: Path | None) -> None:
     """Print the effective care protocol (defaults plus the config's changes) as Markdown."""
-    from needlecare.cli.protocol_doc import NOT_MEDICAL_ADVICE, protocol_markdown  # noqa: PLC0415
+    from needlecare.cli.protocol_doc import protocol_markdown  # noqa: PLC0415
     from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
+    from needlecare.domain.protocol_defaults import NOT_MEDICAL_ADVICE  # noqa: PLC0415
 
     config = load_or_exit(config_path)
     built = build_protocols(config.protocol)

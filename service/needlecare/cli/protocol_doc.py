@@ -7,13 +7,6 @@ keeps the two identical, so the documentation cannot drift from the code.
 from datetime import timedelta
 
 from needlecare.domain.protocol import GUARD_STEPS, CareProtocol, Step
-from needlecare.i18n import N_
-
-NOT_MEDICAL_ADVICE = N_(
-    "**Not medical advice.** These defaults come from general guidance on at-home "
-    "microneedling. Every step can be changed in the `protocol:` section of the config, "
-    "and a dermatologist's or other professional's instructions always override them."
-)
 
 
 def duration(delta: timedelta) -> str:

@@ -16,6 +16,13 @@ from typing import Final
 from needlecare.domain.protocol_steps import Channel, Escalation, Severity, Step
 from needlecare.i18n import N_
 
+# Shown with the protocol wherever people read it: the CLI, the docs, the report.
+NOT_MEDICAL_ADVICE = N_(
+    "**Not medical advice.** These defaults come from general guidance on at-home "
+    "microneedling. Every step can be changed in the `protocol:` section of the config, "
+    "and a dermatologist's or other professional's instructions always override them."
+)
+
 MIRROR, DASHBOARD, MOBILE, VOICE = Channel.MIRROR, Channel.DASHBOARD, Channel.MOBILE, Channel.VOICE
 INFO, WARNING = Severity.INFO, Severity.WARNING
 EVENING: Final = time(19, 0)

@@ -6,8 +6,8 @@ element and the plots are inline SVG, so the file opens offline and can be maile
 
 from typing import Final
 
-from needlecare.cli.protocol_doc import NOT_MEDICAL_ADVICE
 from needlecare.domain.profile_state import ProfileState
+from needlecare.domain.protocol_defaults import NOT_MEDICAL_ADVICE
 from needlecare.i18n import N_
 from needlecare.report.gather import Report
 from needlecare.report.sections import (
