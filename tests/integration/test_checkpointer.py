@@ -54,23 +54,23 @@ class TestCheckpointer:
     def test_without_it_the_log_keeps_growing_until_sqlites_own_checkpoint(
         self, store: SqliteStore
     ) -> None:
-        """The control: 800 pages stay in the log, to be copied inside some later commit."""
-        write(store, 0, 800)
-        write(store, 800, 50)
-        assert frames_in_log(store.path) > 800
+        """The control: 300 pages stay in the log, to be copied inside some later commit."""
+        write(store, 0, 300)
+        write(store, 300, 50)
+        assert frames_in_log(store.path) > 300
 
     def test_a_poke_checkpoints_and_the_next_commit_starts_the_log_over(
         self, store: SqliteStore
     ) -> None:
-        write(store, 0, 800)
+        write(store, 0, 300)
         checkpointer = Checkpointer(store.path, pause_s=0.0)
         checkpointer.start()
         try:
             checkpointer.poke()
             wait_until(lambda: checkpointer.completed >= 1, what="a checkpoint")
-            write(store, 800, 50)
+            write(store, 300, 50)
             assert frames_in_log(store.path) < 100
             with closing(sqlite3.connect(store.path)) as conn:
-                assert 850 == conn.execute("SELECT count(*) FROM events").fetchone()[0]
+                assert 350 == conn.execute("SELECT count(*) FROM events").fetchone()[0]
         finally:
             checkpointer.stop()

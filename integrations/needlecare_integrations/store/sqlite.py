@@ -26,6 +26,8 @@ from needlecare_integrations.store.migrations import SCHEMA_VERSION, MigrationEr
 from needlecare_integrations.store.reminder_tables import OutboxTable, ReminderTable
 from needlecare_integrations.store.retention import RetentionTables
 
+WAL_PAGES = 500
+
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says why."""
@@ -125,6 +127,12 @@ class SqliteStore:
             # FULL: an acknowledged event must survive a power cut, not only a crash.
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA busy_timeout = 5000")
+            # The log's bound: half of SQLite's default 1,000 pages, and the file cut back
+            # to that after each reset, so the log is at most ~2 MiB of the store's disk
+            # (a dead-letter flood left 4.5 MiB of it). The checkpoint thread normally
+            # copies pages back long before (store/checkpointer.py).
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_PAGES * 4096}")
             _check_writable(path)
             migrate(conn, path, backup=backup, now=now)
         except (sqlite3.Error, OSError, MigrationError) as error:
