@@ -83,6 +83,11 @@ class RetentionTables:
             )
         ]
         if not seqs:
+            # None past the cursor: move it to the end, so the next walk starts there
+            # instead of reading every later event again.
+            top = self._run("SELECT max(seq) FROM events").fetchone()[0]
+            if top is not None and int(top) > after:
+                self._set_thinned(int(top))
             return 0, 0
         marks = ", ".join("?" for _ in seqs)
         cursor = self._run(
@@ -93,11 +98,7 @@ class RetentionTables:
             " AND first.source_id = events.source_id)",
             seqs,
         )
-        self._run(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (THINNED_KEY, str(seqs[-1])),
-        )
+        self._set_thinned(seqs[-1])
         return cursor.rowcount, len(seqs)
 
     def _purge_events(self, limits: PurgeLimits) -> int:
@@ -146,6 +147,13 @@ class RetentionTables:
 
     def _dead_letter_count(self) -> int:
         return int(self._run("SELECT count(*) FROM dead_letters").fetchone()[0])
+
+    def _set_thinned(self, seq: int) -> None:
+        self._run(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (THINNED_KEY, str(seq)),
+        )
 
     def dropped_dead_letters(self) -> int:
         row = self._run("SELECT value FROM meta WHERE key = ?", (DROPPED_KEY,)).fetchone()
