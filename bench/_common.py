@@ -263,6 +263,18 @@ def status_value(path: Path, key: str) -> int:
     raise BenchError(f"no {key} in {path}")
 
 
+def write_bytes(pid: int | str = "self") -> int:
+    """Bytes the process made the kernel send to storage (``/proc/PID/io``).
+
+    Counted when a page of the page cache turns dirty: a page rewritten and fsynced
+    again counts again, a page rewritten before writeback does not.
+    """
+    for line in Path(f"/proc/{pid}/io").read_text(encoding="utf-8").splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    raise BenchError(f"no write_bytes in /proc/{pid}/io")
+
+
 def rss_mib(pid: int, key: str = "VmRSS") -> float:
     """A ``VmRSS``-style line of /proc/<pid>/status, in MiB."""
     return status_value(Path(f"/proc/{pid}/status"), key) / KIB_PER_MIB

@@ -48,6 +48,7 @@ from bench._common import (
     wait_online,
     wall_clock,
     workspace,
+    write_bytes,
 )
 
 OUT = Path("bench/results/writes.json")
@@ -57,13 +58,6 @@ HEARTBEAT_TARGET = 4096
 OLD_CONFIG = False
 EVENT_FACTOR_TARGET = 4.0
 GROWTH_TARGET = 300
-
-
-def write_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text(encoding="utf-8").splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    raise BenchError(f"no write_bytes in /proc/{pid}/io")
 
 
 def file_sizes(db: Path) -> dict[str, int]:

@@ -41,6 +41,7 @@ from bench._common import (
     table,
     verdict,
     workspace,
+    write_bytes,
 )
 
 OUT = Path("bench/results/year.json")
@@ -52,13 +53,6 @@ BAD_PER_DAY = 100
 SIZE_TARGET = 20 * 2**20
 GROWTH_TARGET = 0.10
 CHANNELS = ("mirror", "dashboard", "mobile", "voice")
-
-
-def write_bytes() -> int:
-    for line in Path("/proc/self/io").read_text(encoding="utf-8").splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Household:
