@@ -236,3 +236,47 @@ class TestHaDeliveryBench:
         assert {"to_delivered", "to_announced"} == set(report["sequential_split_ms"])
         assert 0 == report["exit_code"]
         assert "burst:" in module.render(report)
+
+
+class TestYearsOnASmallBoardBenches:
+    """writes, startup, year and flood at tiny sizes (no figure is judged here)."""
+
+    def test_year_sends_each_reminder_once(
+        self, benches: Callable[[str], ModuleType], tmp_path: Path
+    ) -> None:
+        report = _run_main(
+            benches("year"), tmp_path / "year.json", ["--days", "3", "--measure-days", "1"]
+        )
+        assert (3, 0, 0) == (
+            report["days"],
+            report["reminders_sent_twice"],
+            report["reminders_waiting_past_due"],
+        )
+        assert report["reminders_sent"] > 0
+        assert report["write_bytes_per_day"] > 0
+
+    def test_flood_is_dead_lettered_and_capped(
+        self, benches: Callable[[str], ModuleType], tmp_path: Path
+    ) -> None:
+        report = _run_main(benches("flood"), tmp_path / "flood.json", ["--payloads", "300"])
+        assert 300 == report["dead_letters_kept"] + report["dead_letters_dropped"]
+        assert report["stopped_cleanly"]
+
+    def test_startup_pairs_the_daemon_with_bare_paho(
+        self, benches: Callable[[str], ModuleType], tmp_path: Path
+    ) -> None:
+        report = _run_main(benches("startup"), tmp_path / "startup.json", ["--rounds", "1"])
+        assert (1, 1) == (len(report["bare_s"]), len(report["needlecare_s"]))
+        assert report["ratio"] > 0
+
+    def test_writes_measures_every_scenario(
+        self, benches: Callable[[str], ModuleType], tmp_path: Path
+    ) -> None:
+        argv = ["--beats", "2", "--beat-every", "0.5", "--hold", "1", "--events", "200"]
+        argv += ["--mix", "300", "--live", "10", "--rate", "50"]
+        report = _run_main(benches("writes"), tmp_path / "writes.json", argv)
+        names = [r["scenario"] for r in report["results"]]
+        assert [
+            "heartbeats-held", "heartbeats-each", "events-drain", "mix-drain", "events-live"
+        ] == names  # fmt: skip
+        assert all(r["exit_code"] == 0 and r["write_bytes"] >= 0 for r in report["results"])
