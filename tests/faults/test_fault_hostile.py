@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 from faultkit import Publisher, PublisherThread, RssSampler, event_ids_in, report
 
-from integration.test_reminder_simulation import Sim
+from integration.test_reminder_simulation import CONFIG as SIMULATED_HOME
 from needlecare.app.inbound import InboundMessage
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.store import SqliteStore
 from support.clock import FakeClock
+from support.core_sim import Sim
 from support.daemon import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.integration
@@ -336,7 +337,7 @@ class TestTopicsNoBrokerCarries:
         with tempfile.TemporaryDirectory() as folder:
             store = SqliteStore.open(Path(folder) / "topics.db", now=start)
             try:
-                sim = Sim(store, FakeClock(start))
+                sim = Sim(store, FakeClock(start), SIMULATED_HOME)
                 body = json.dumps({"event_id": "t", "type": "heartbeat"}).encode()
                 batch = [inbound(topic, body, start) for topic in self.TOPICS]
                 good = json.dumps({"event_id": "good", "type": "heartbeat"}).encode()
