@@ -6,7 +6,9 @@ lets the daemon's in-flight window grow far past its receive maximum once acks f
 saves those messages as in flight, and after the restart holds them in flight on the
 resumed session. Here the daemon is frozen (SIGSTOP) in the middle of a burst, so
 that hundreds of messages sit unacknowledged in the broker's in-flight list when it
-restarts; then the daemon runs on and must get every message, once.
+restarts; then the daemon runs on and must get every message, once. (With 1,500
+events the daemon sometimes had everything in its socket buffer before the freeze and
+nothing was left in flight; 3,000 left hundreds.)
 """
 
 import signal
@@ -47,14 +49,15 @@ class TestRestartWithMessagesInFlight:
             daemon.process.send_signal(signal.SIGCONT)
         publisher.close()
         thawed = time.monotonic()
+        # The messages already in its socket buffer may all land before the reconnect.
+        wait_until(lambda: daemon.log_count("mqtt_connected") >= 2, what="the reconnect")
         wait_until(
             lambda: daemon.count("events") >= EVENTS,
-            timeout=60,
+            timeout=120,
             what=lambda: f"every event: {daemon.count('events')} of {EVENTS} recorded",
         )
         ids = event_ids_in(daemon.read)
         assert (EVENTS, {key for _, _, key in messages}) == (len(ids), set(ids))
-        assert daemon.log_count("mqtt_connected") >= 2, "the daemon reconnected"
         report(
             "broker_restart_in_flight",
             receive_maximum=receive_maximum,
