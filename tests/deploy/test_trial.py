@@ -73,9 +73,9 @@ def process_user(pid: int) -> str:
 
 
 def settled(path: Path) -> bool:
-    """Whether ``path`` stopped growing for half a second."""
+    """Whether ``path`` stopped growing for a second and a half."""
     size = path.stat().st_size
-    time.sleep(0.5)
+    time.sleep(1.5)
     return size == path.stat().st_size
 
 
@@ -125,7 +125,10 @@ class TestTrialBroker:
             wait_until(lambda: settled(broker_log), what="the start-up's log lines to end")
             before = broker_log.read_text(encoding="utf-8")
             time.sleep(IDLE_S)  # an idle spell to look at the log after, not a timing assertion
-            assert "" == broker_log.read_text(encoding="utf-8")[len(before) :]
+            # A save after a change (the daemon's own retained publishes) is fine; the old
+            # per-second autosave would have written a line every second of the spell.
+            spell = broker_log.read_text(encoding="utf-8")[len(before) :]
+            assert spell.count("\n") <= 1, spell
         finally:
             daemon.terminate()
             code = daemon.wait(30)
