@@ -2,7 +2,7 @@
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -112,16 +112,19 @@ class ReminderTable:
             (self._to_db(since), self._to_db(until)),
         )
 
-    def delivered(self, profile: str, now: datetime) -> list[Reminder]:
-        """Delivered, unanswered and not expired: the profile's open prompts."""
+    def delivered(
+        self, profile: str, now: datetime, kinds: Sequence[str] | None = None
+    ) -> list[Reminder]:
+        """Delivered, unanswered and not expired: the profile's open prompts (of ``kinds``)."""
         # Two seeks on reminders_open instead of one OR, which would read every
         # prompt the profile was ever shown.
+        only = "" if kinds is None else f" AND kind IN ({', '.join('?' for _ in kinds)})"
         return self._select(
-            "WHERE seq IN (SELECT seq FROM reminders WHERE profile = ?"
+            "WHERE seq IN (SELECT seq FROM reminders WHERE profile = ?"  # noqa: S608 - only "?"s
             " AND status IN ('sent', 'late') AND expires_at > ? UNION ALL"
             " SELECT seq FROM reminders WHERE profile = ?"
-            " AND status IN ('sent', 'late') AND expires_at IS NULL) ORDER BY seq",
-            (profile, self._to_db(now), profile),
+            f" AND status IN ('sent', 'late') AND expires_at IS NULL){only} ORDER BY seq",
+            (profile, self._to_db(now), profile, *(kinds or ())),
         )
 
     def waiting_for_profile(self, profile: str) -> list[Reminder]:

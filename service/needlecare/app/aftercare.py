@@ -71,15 +71,9 @@ class Aftercare:
         """A session logged by mistake: its reminders go, the remaining sessions' plan returns."""
         if session.profile not in self.config.profiles:
             return
-        for waiting in self.store.reminders.waiting_for_profile(session.profile):
-            if waiting.session_id == session.id:
-                self._cancel(waiting, reason="voided")
-                self.todo.removed(waiting, now)
-        for shown in self.store.reminders.delivered(session.profile, now):
-            if shown.session_id == session.id:
-                self.store.reminders.save(rem.cancel(shown))
-                self.dispatch.withdraw(shown, now, "voided")
-                self.todo.removed(shown, now)
+        for reminder in self.store.reminders.for_session(session.id):
+            if reminder.status in rem.WAITING or reminder.is_open(now):
+                self._cancel(reminder, now, why="voided")
         self._reconcile(session.profile, now)
 
     def session_started(
@@ -127,28 +121,20 @@ class Aftercare:
         """
         current = self.store.last_treated_session(profile, exclude=None)
         keep = None if current is None else current.id
-        for waiting in self.store.reminders.waiting_for_profile(profile):
-            if _plan_step_of_other(waiting, keep):
-                self._cancel(waiting, reason=f"superseded by {keep}")
-                self.todo.removed(waiting, now)
-        for shown in self.store.reminders.delivered(profile, now):
-            if _plan_step_of_other(shown, keep):
-                self.store.reminders.save(rem.cancel(shown))
-                self.dispatch.withdraw(shown, now, "superseded")
-                self.todo.removed(shown, now)
+        # Only plan steps are read: a profile may have many guard prompts on display.
+        waiting = self.store.reminders.waiting_for_profile(profile)
+        shown = self.store.reminders.delivered(profile, now, PLAN_STEPS)
+        for reminder in waiting + shown:
+            if _plan_step_of_other(reminder, keep):
+                self._cancel(reminder, now, why="superseded", by=keep)
         self.touched.add(profile)
         if current is None:
             return None
         protocol, ctx = self.protocol_for(current), self.profile(profile)
-        changed = [
-            p for p in planning.plan_session(current, protocol, ctx, now) if self._upsert(p, now)
-        ]
+        upcoming, gone_by = planning.split_plan(current, protocol, ctx, now)
+        changed = [step for step in upcoming if self._upsert(step, now)]
         self.todo.planned(changed, now)
-        passed = [
-            p
-            for p in planning.passed_steps(current, protocol, ctx, now)
-            if self._record_passed(p, now)
-        ]
+        passed = [step for step in gone_by if self._record_passed(step, now)]
         if changed or passed:
             # One line per plan: the reminders themselves are in `needlecare reminders`.
             log.info(
@@ -160,10 +146,17 @@ class Aftercare:
             )
         return current
 
-    def _cancel(self, reminder: Reminder, *, reason: str) -> None:
+    def _cancel(
+        self, reminder: Reminder, now: datetime, *, why: str, by: str | None = None
+    ) -> None:
+        """Cancel a waiting or shown reminder everywhere: its pending deliveries, the
+        mirror, the retained prompt, Home Assistant and the to-do list."""
         self.store.reminders.save(rem.cancel(reminder))
         self.store.outbox.cancel_for_reminder(reminder.id)
-        log.info("reminder_cancelled", reminder_id=reminder.id, reason=reason)
+        if reminder.status in rem.DELIVERED:
+            self.dispatch.withdraw(reminder, now, why)
+        self.todo.removed(reminder, now)
+        log.info("reminder_cancelled", reminder_id=reminder.id, why=why, by=by)
 
     # -- mirror events ---------------------------------------------------------------
 

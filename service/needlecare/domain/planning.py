@@ -110,16 +110,20 @@ def plan_session(
     """The aftercare reminders of a closed session that needs aftercare, by due time.
 
     Steps already due more than ``plan_grace`` ago (a session logged days later)
-    and prompts that would already have vanished are left out: see ``passed_steps``.
+    and prompts that would already have vanished are left out: see ``split_plan``.
     """
     return [r for r in _all_steps(session, protocol, profile) if not _passed(r, protocol, now)]
 
 
-def passed_steps(
+def split_plan(
     session: Session, protocol: CareProtocol, profile: ProfileContext, now: datetime
-) -> list[PlannedReminder]:
-    """The steps ``plan_session`` leaves out: too long past to announce as if new."""
-    return [r for r in _all_steps(session, protocol, profile) if _passed(r, protocol, now)]
+) -> tuple[list[PlannedReminder], list[PlannedReminder]]:
+    """``plan_session``'s steps, and the ones it leaves out: too long past to announce."""
+    upcoming: list[PlannedReminder] = []
+    passed: list[PlannedReminder] = []
+    for step in _all_steps(session, protocol, profile):
+        (passed if _passed(step, protocol, now) else upcoming).append(step)
+    return upcoming, passed
 
 
 def _all_steps(
