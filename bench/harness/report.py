@@ -1,0 +1,220 @@
+"""A bench's command line, its JSON report with the machine's details, figures and tables.
+
+A bench is a :class:`Bench`: its options, ``run(args, work)`` returning its figures,
+``render(report)`` for people and ``ok(report)`` for the exit code (a lost or doubled
+event, never a missed performance target). Times that cross processes are
+``time.monotonic()``: one clock for every process on Linux.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+Report = dict[str, Any]
+
+
+class BenchError(RuntimeError):
+    """A measurement could not be taken; the message says what was missing."""
+
+
+def wall_clock() -> datetime:
+    """Aware UTC now. The bench is not the daemon: it stamps results itself."""
+    return datetime.now(UTC)  # noqa: TID251 - no injected Clock outside the daemon
+
+
+def now() -> float:
+    """A stamp comparable across processes (CLOCK_MONOTONIC)."""
+    return time.monotonic()
+
+
+def progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def load_average() -> float:
+    """The 1-minute load average: other work on a shared machine shows here."""
+    return os.getloadavg()[0]
+
+
+def percentiles(seconds: Sequence[float], scale: float = 1e3) -> dict[str, float]:
+    """n, p50, p90, p99, max and mean of durations, multiplied by ``scale`` (1e3: ms)."""
+    if not seconds:
+        raise BenchError("no samples")
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive") if len(seconds) > 1 else []
+    at = (lambda q: cuts[q - 1] * scale) if cuts else (lambda _q: seconds[0] * scale)
+    return {
+        "n": len(seconds),
+        "p50": statistics.median(seconds) * scale,
+        "p90": at(90),
+        "p99": at(99),
+        "max": max(seconds) * scale,
+        "mean": statistics.fmean(seconds) * scale,
+    }
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join(
+        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def target_line(name: str, measured: float, target: float, ok: bool, unit: str = "") -> str:
+    """``name: measured (target t) verdict``: how every bench prints a figure beside its target."""
+    return f"{name}: {fmt(measured, 2)}{unit} (target {target:g}{unit}) {verdict(ok)}"
+
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+def output(*command: str) -> str:
+    """What ``command`` printed on stdout (empty when it failed)."""
+    return subprocess.run(command, check=False, capture_output=True, text=True).stdout
+
+
+def _git(*args: str) -> str:
+    return output("git", "-C", str(ROOT), *args)
+
+
+def source_state() -> dict[str, Any]:
+    """The commit and any uncommitted change to the product code (service/, integrations/)."""
+    diff = _git("diff", "HEAD", "--", "service", "integrations")
+    changed = _git("status", "--porcelain", "--", "service", "integrations").splitlines()
+    return {
+        "commit": _git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        "product_files_changed": len(changed),
+        "product_fingerprint": hashlib.sha256(diff.encode()).hexdigest()[:12],
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.processor() or "unknown"
+
+
+def machine(where: Path, source_before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the figures were measured on; ``where``'s file system decides what fsync costs.
+
+    With ``source_before`` (taken at the start), says whether the product code changed
+    during the run: on a shared checkout, figures from such a run mix two versions.
+    """
+    source = source_state()
+    return {
+        **source,
+        "source_changed_during_run": None if source_before is None else source_before != source,
+        "load_average": load_average(),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "memory_mib": os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "paho_mqtt": metadata.version("paho-mqtt"),
+        "pydantic": metadata.version("pydantic"),
+        "mosquitto": (output("mosquitto", "-h").splitlines() or [""])[0],
+        "workdir_fs": output("stat", "-f", "-c", "%T", str(where)).strip() or "unknown",
+    }
+
+
+@contextmanager
+def workspace(workdir: Path | None, prefix: str) -> Iterator[Path]:
+    """``workdir`` (created), or a temporary directory removed afterwards."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as temp:
+        yield Path(temp)
+
+
+def write_report(report: Report, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+# -- a bench ---------------------------------------------------------------------------------
+
+# flag -> (type, default, help); a bool default makes a switch.
+Options = dict[str, tuple[Callable[[str], Any], Any, str]]
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    doc: str | None
+    run: Callable[[argparse.Namespace, Path], Report]
+    render: Callable[[Report], str]
+    ok: Callable[[Report], bool] = lambda _r: True
+    options: Options = field(default_factory=dict)
+
+    def parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(
+            prog=f"python -m bench.{self.name}",
+            description=self.doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        out = Path(f"bench/results/{self.name}.json")
+        parser.add_argument("--out", type=Path, default=out, help="the JSON report")
+        parser.add_argument("--workdir", type=Path, default=None, help="keep stores, logs here")
+        for flag, (kind, default, text) in self.options.items():
+            if isinstance(default, bool):
+                parser.add_argument(flag, action="store_true", help=text)
+            else:
+                parser.add_argument(flag, type=kind, default=default, help=text)
+        return parser
+
+    def measure(self, args: argparse.Namespace, workdir: Path | None = None) -> Report:
+        """Run once: the figures, with when, where and on what they were taken."""
+        started_at, before, load = wall_clock(), source_state(), load_average()
+        with workspace(workdir, f"bench-{self.name}-") as work:
+            figures = self.run(args, work)
+            found = machine(work, before) | figures.pop("machine", {})
+        return {
+            "bench": self.name,
+            "started_at": started_at.isoformat(),
+            "finished_at": wall_clock().isoformat(),
+            "load_average_before": load,
+            "machine": found,
+            **figures,
+        }
+
+    def report(self, argv: Sequence[str] = (), workdir: Path | None = None) -> Report:
+        """The report for ``argv`` (the bench's own options), as run_all takes it."""
+        return self.measure(self.parser().parse_args(list(argv)), workdir)
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """Run, write the JSON, print the tables; exit 1 when a functional check failed."""
+        args = self.parser().parse_args(argv)
+        report = self.measure(args, args.workdir)
+        write_report(report, args.out)
+        print(self.render(report))
+        print(f"\nwritten to {args.out}")
+        return 0 if self.ok(report) else 1
