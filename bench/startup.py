@@ -9,39 +9,19 @@ so that both see the same machine. The ratio of the medians is the figure; the
 target (issue 14) is <= 3x.
 """
 
-import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from bench._common import (
-    BenchError,
-    Daemon,
-    Peer,
-    bench_parser,
-    daemon_config,
-    finish,
-    fmt,
-    load_average,
-    machine,
-    now,
-    progress,
-    running_broker,
-    source_state,
-    table,
-    verdict,
-    workspace,
-)
+from bench.harness.daemon import ONE_PROFILE, Daemon, running_daemon
+from bench.harness.mqtt import Peer
+from bench.harness.report import Bench, BenchError, fmt, load_average, now, progress, table, verdict
 
-OUT = Path("bench/results/startup.json")
 TARGET = 3.0
-BARE_TOPIC = "bench/bare/status"
-DAEMON_TOPIC = "needlecare/status"
-
+BARE_TOPIC, DAEMON_TOPIC = "bench/bare/status", "needlecare/status"
 BARE = """
 import sys, threading
 import paho.mqtt.client as mqtt
@@ -70,24 +50,20 @@ class Watcher:
                 self.online[message.topic].append(stamp)
                 self._changed.notify_all()
 
-    def wait(self, topic: str, after: float, timeout: float = 30.0) -> float:
+    def since(self, topic: str, after: float, timeout: float = 30.0) -> float:
+        """Seconds from ``after`` to the first ``online`` on ``topic`` after it."""
         with self._changed:
-            found = self._changed.wait_for(
-                lambda: any(s > after for s in self.online[topic]), timeout
-            )
-            if not found:
+            if not self._changed.wait_for(lambda: self.online[topic][-1:] > [after], timeout):
                 raise BenchError(f"no retained online on {topic} within {timeout} s")
-            return min(s for s in self.online[topic] if s > after)
+            return min(s for s in self.online[topic] if s > after) - after
 
 
-def bare_round(broker: Any, watcher: Watcher) -> float:
-    spawned = now()
-    process = subprocess.Popen(
-        [sys.executable, "-c", BARE, broker.host, str(broker.port), BARE_TOPIC],
-        stdin=subprocess.PIPE,
-    )
+def bare_round(daemon: Daemon, watcher: Watcher) -> float:
+    spawned, broker = now(), daemon.broker
+    command = [sys.executable, "-c", BARE, broker.host, str(broker.port), BARE_TOPIC]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE)
     try:
-        return watcher.wait(BARE_TOPIC, spawned) - spawned
+        return watcher.since(BARE_TOPIC, spawned)
     finally:
         assert process.stdin is not None
         process.stdin.close()
@@ -97,47 +73,29 @@ def bare_round(broker: Any, watcher: Watcher) -> float:
 def daemon_round(daemon: Daemon, watcher: Watcher) -> float:
     daemon.start()
     try:
-        return watcher.wait(DAEMON_TOPIC, daemon.spawned_at) - daemon.spawned_at
+        return watcher.since(DAEMON_TOPIC, daemon.spawned_at)
     finally:
-        if daemon.stop() != 0:
-            raise BenchError(f"the daemon did not stop cleanly:\n{daemon.log_tail()}")
+        daemon.restart_clean()
 
 
-def run(rounds: int, workdir: Path | None) -> dict[str, Any]:
-    before = source_state()
+def run(args: Any, work: Path) -> dict[str, Any]:
     bare: list[float] = []
     ours: list[float] = []
     loads: list[float] = []
-    with workspace(workdir, "needlecare-bench-startup-") as work:
-        with running_broker(work / "broker") as broker:
-            config = daemon_config(
-                broker,
-                work / "needlecare.db",
-                profiles={"alice": {"timezone": "Europe/Berlin"}},
-                devices={"pen1": {"owner": "alice"}},
-                mirrors={"hallway": {}},
-            )
-            daemon = Daemon(work / "daemon", config)
-            watcher = Watcher()
-            client_id = f"bench-startup-watch-{os.getpid()}"
-            watch = Peer(
-                broker.host, broker.port, client_id=client_id, on_message=watcher.on_message
-            )
-            with watch as peer:
-                peer.subscribe(BARE_TOPIC)
-                peer.subscribe(DAEMON_TOPIC)
-                first = daemon_round(daemon, watcher)  # creates and migrates the store
-                for n in range(rounds):
-                    loads.append(load_average())
-                    bare.append(bare_round(broker, watcher))
-                    ours.append(daemon_round(daemon, watcher))
-                    progress(f"round {n + 1}: bare {bare[-1]:.3f} s, needlecare {ours[-1]:.3f} s")
-        found = machine(work, source_before=before)
+    sections = {"devices": {"pen1": {"owner": "alice"}}, "mirrors": {"hallway": {}}}
+    with running_daemon(work, start=False, profiles=ONE_PROFILE, **sections) as daemon:
+        watcher = Watcher()
+        with Peer(daemon.broker, "bench-startup-watch", on_message=watcher.on_message) as peer:
+            peer.subscribe(BARE_TOPIC, DAEMON_TOPIC)
+            first = daemon_round(daemon, watcher)  # creates and migrates the store
+            for n in range(args.rounds):
+                loads.append(load_average())
+                bare.append(bare_round(daemon, watcher))
+                ours.append(daemon_round(daemon, watcher))
+                progress(f"round {n + 1}: bare {bare[-1]:.3f} s, needlecare {ours[-1]:.3f} s")
     ratio = median(ours) / median(bare)
     return {
-        "bench": "startup",
-        "machine": found,
-        "rounds": rounds,
+        "rounds": args.rounds,
         "first_start_s": first,
         "bare_s": bare,
         "needlecare_s": ours,
@@ -158,25 +116,21 @@ def render(report: dict[str, Any]) -> str:
             zip(report["bare_s"], report["needlecare_s"], report["load_average"], strict=True)
         )
     ]
-    lines = [
-        "Process start -> retained online (ms), a restart on an existing store:",
-        table(("round", "bare paho", "needlecare", "ratio", "load"), rows),
-        "",
-        f"first start (creates the store): {report['first_start_s'] * 1e3:.0f} ms",
-        f"median: needlecare {report['needlecare_median_s'] * 1e3:.0f} ms, bare"
-        f" {report['bare_median_s'] * 1e3:.0f} ms = {report['ratio']:.2f}x"
-        f" (target <= {report['target']:.0f}x: {verdict(report['target_met'])})",
-    ]
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            "Process start -> retained online (ms), a restart on an existing store:",
+            table(("round", "bare paho", "needlecare", "ratio", "load"), rows),
+            "",
+            f"first start (creates the store): {report['first_start_s'] * 1e3:.0f} ms",
+            f"median: needlecare {report['needlecare_median_s'] * 1e3:.0f} ms, bare"
+            f" {report['bare_median_s'] * 1e3:.0f} ms = {report['ratio']:.2f}x"
+            f" (target <= {report['target']:.0f}x: {verdict(report['target_met'])})",
+        ]
+    )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser("bench.startup", __doc__, out=OUT, workdir_help="keep the store here")
-    parser.add_argument("--rounds", type=int, default=7, help="paired rounds")
-    args = parser.parse_args(argv)
-    finish(run(args.rounds, args.workdir), args.out, render)
-    return 0
-
+BENCH = Bench("startup", __doc__, run, render, options={"--rounds": (int, 7, "paired rounds")})
+main = BENCH.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

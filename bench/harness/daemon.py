@@ -251,16 +251,17 @@ def file_sizes(db: Path) -> dict[str, int]:
 
 
 @contextmanager
-def running_daemon(work: Path, *, online: bool = True, **sections: Any) -> Iterator[Daemon]:
-    """A broker of its own and the daemon on ``work/needlecare.db``, started (and online).
+def running_daemon(work: Path, *, start: bool = True, **sections: Any) -> Iterator[Daemon]:
+    """A broker of its own and the daemon on ``work/needlecare.db``, started and online.
 
-    The daemon is stopped at the end if still running.
+    With ``start=False`` the caller starts it. It is stopped at the end if still running.
     """
     with running_broker(work / "broker") as broker:
         config = daemon_config(broker, work / "needlecare.db", **sections)
-        daemon = Daemon(work / "daemon", config, broker).start()
+        daemon = Daemon(work / "daemon", config, broker)
         try:
-            if online:
+            if start:
+                daemon.start()
                 wait_online(broker)
                 wait_for_store(daemon.db).__exit__()
             yield daemon
