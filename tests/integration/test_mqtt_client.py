@@ -1,15 +1,21 @@
 """The MQTT adapter in-process, against a real Mosquitto."""
 
+import os
 import queue
+import signal
 import socket
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from needlecare.app.inbound import Delivery
+from needlecare.app.ports import PublishRefusedError
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.broker import MosquittoBroker
 from needlecare_integrations.mqtt import MqttClient, MqttFatalError
+from needlecare_integrations.mqtt.paho_private import ReadAhead
 from support.clock import FakeClock
 from support.daemon import wait_until
 from support.mosquitto import MqttClientFactory
@@ -22,8 +28,6 @@ class TestMqttClient:
         self, mosquitto: MosquittoBroker, mqtt_client_factory: MqttClientFactory
     ) -> None:
         """TCP_NODELAY is set on the socket; a delivery carries the ack token of its connection."""
-        from datetime import UTC, datetime  # noqa: PLC0415
-
         inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         fatal: list[MqttFatalError] = []
         client = MqttClient(
@@ -60,8 +64,6 @@ class TestAckAll:
 
     @staticmethod
     def _client(mosquitto: MosquittoBroker, inbox: "queue.SimpleQueue[Delivery]") -> MqttClient:
-        from datetime import UTC, datetime  # noqa: PLC0415
-
         client = MqttClient(
             MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="ack-all"),
             topics=Topics(),
@@ -107,12 +109,10 @@ class TestReadAhead:
     """paho's small reads served from one large read of a real socket."""
 
     def test_small_reads_come_from_one_large_read_in_order(self) -> None:
-        from needlecare_integrations.mqtt.client import _ReadAhead  # noqa: PLC0415
-
         left, right = socket.socketpair()
         with left, right:
             right.setblocking(False)
-            reader = _ReadAhead(right)
+            reader = ReadAhead(right)
             stream = bytes(range(256)) * 280  # more than one chunk, less than the buffer
             left.sendall(stream)
             wait_until(lambda: reader.pending() > 0 or _readable(right), what="data")
@@ -134,6 +134,92 @@ class TestReadAhead:
             left.close()
             wait_until(lambda: _readable(right), what="the close")
             assert b"" == reader.recv(1)  # paho's sign that the peer has gone
+
+
+def _adapter(mosquitto: MosquittoBroker, client_id: str) -> MqttClient:
+    return MqttClient(
+        MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
+        topics=Topics(),
+        clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+        deliver=lambda delivery: None,
+        on_fatal=lambda error: None,
+    )
+
+
+class TestPublishRefused:
+    """paho holds at most 65,535 unacknowledged publishes, one per 16-bit message id."""
+
+    def test_the_publish_past_paho_s_id_space_raises_instead_of_reusing_an_id(
+        self, mosquitto: MosquittoBroker
+    ) -> None:
+        """Broker gone, 65,535 publishes held for the reconnect; the next one is refused.
+
+        Before, the adapter returned the id paho gave the refused message, which
+        belongs to a message still waiting: its PUBACK would have confirmed both.
+        """
+        client = _adapter(mosquitto, "refused")
+        client.start()
+        try:
+            assert client.connected.wait(5)
+            mosquitto.stop()
+            wait_until(lambda: not client.connected.is_set(), what="the disconnect")
+            mids: list[int] = []
+            with pytest.raises(PublishRefusedError, match="65,535"):
+                while len(mids) <= 65535:  # one more than paho has ids for
+                    mids.append(client.publish("needlecare/status/x", b"held"))
+            # Refused once the ids ran out (the adapter's own "online" may hold one).
+            assert len(mids) >= 65534
+            assert len(mids) == len(set(mids)), "a message id was handed out twice"
+        finally:
+            client.stop(timeout=1.0)
+
+
+class TestConnackTimeout:
+    """A broker that accepts the connection but never answers CONNECT."""
+
+    def test_an_unanswered_connect_is_closed_and_tried_again(
+        self, mosquitto: MosquittoBroker
+    ) -> None:
+        """Frozen broker (SIGSTOP): the adapter gives up on the CONNACK and reconnects.
+
+        paho alone waits a whole keepalive (60 s) on such a connection, receiving
+        nothing; the wait below ends long before that.
+        """
+        client = _adapter(mosquitto, "connack")
+        client.start()
+        try:
+            assert client.connected.wait(5)
+            mosquitto.stop()
+            # Three refused attempts: the next one is 2-4 s away, time enough to
+            # start the broker and freeze it before the client comes back.
+            wait_until(lambda: client._attempt >= 3, what="three refused reconnects")
+            mosquitto.start()
+            pid = mosquitto.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)  # the kernel still accepts connections for it
+            try:
+                before = _peers_of(mosquitto.port)
+                wait_until(
+                    lambda: len(_peers_of(mosquitto.port) - before) >= 2,
+                    timeout=40,
+                    what=lambda: f"a second connection: {_peers_of(mosquitto.port) - before}",
+                )
+                assert not client.connected.is_set()
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert client.connected.wait(20), "connected once the broker answers again"
+        finally:
+            client.stop(timeout=1.0)
+
+
+def _peers_of(port: int) -> set[int]:
+    """Client ports of the TCP connections made to ``port`` on this host (any state)."""
+    peers = set()
+    for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if int(local.split(":")[1], 16) == port and remote != "00000000:0000":
+            peers.add(int(remote.split(":")[1], 16))
+    return peers
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -10,7 +10,6 @@ import logging
 import random
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -18,16 +17,18 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import structlog
-from paho.mqtt.enums import CallbackAPIVersion, MessageType
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from needlecare.app.inbound import AckToken, Delivery, InboundMessage
+from needlecare.app.ports import PublishRefusedError
 from needlecare.clock import Clock
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
 from needlecare_integrations.backoff import backoff_delay
+from needlecare_integrations.mqtt import paho_private
 from needlecare_integrations.mqtt.credentials import apply_credentials
 
 log = structlog.get_logger(__name__)
@@ -50,6 +51,8 @@ _QUICK_DROP_S = 30.0
 _TAKEOVER_BASE_S = 4.0
 _TAKEOVER_CAP_S = 120.0
 _TAKEOVER_FORGET_S = 600.0
+# How long a CONNECT may go unanswered before we close and try again (see _pump).
+_CONNACK_TIMEOUT_S = 10.0
 
 
 class _SocketErrors(logging.Handler):
@@ -75,42 +78,6 @@ class _SocketErrors(logging.Handler):
 def _rejected_certificate(error: str | None) -> bool:
     text = (error or "").upper()
     return "ALERT" in text and "CERTIFICATE" in text
-
-
-class _ReadAhead:
-    """paho's socket, read in large chunks.
-
-    paho reads each packet with three or four ``recv`` calls (one byte of type,
-    the length a byte at a time, then the rest), and each call lets go of the
-    GIL while the core thread wants it. Reading up to 64 KiB at once and
-    serving paho from that cuts the calls to about one per burst. ``pending()``
-    is how paho learns of buffered bytes (it asks TLS sockets the same), so
-    its loop reads them without waiting in select().
-    """
-
-    _CHUNK = 65536
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self._data = b""
-        self._pos = 0
-
-    def recv(self, size: int) -> bytes:
-        if self._pos >= len(self._data):
-            data = self._sock.recv(max(size, self._CHUNK))
-            if len(data) <= size:
-                return bytes(data)
-            self._data, self._pos = data, 0
-        chunk = self._data[self._pos : self._pos + size]
-        self._pos += len(chunk)
-        return chunk
-
-    def pending(self) -> int:
-        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
-        return len(self._data) - self._pos + int(inner)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
 
 
 class MqttFatalError(RuntimeError):
@@ -175,6 +142,9 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        gone = paho_private.missing(client)
+        if gone:
+            log.warning("paho_private_api_missing", missing=gone, paho=paho_version())
         return client
 
     # -- lifecycle ------------------------------------------------------------
@@ -232,13 +202,32 @@ class MqttClient:
             self._client.reconnect()
 
     def _pump(self) -> None:
-        # The select timeout only bounds keepalive housekeeping: publishes from
-        # other threads and disconnect() wake paho's loop at once. The loop runs
-        # on while stopping, to carry the final "offline" until disconnect().
+        # The select timeout only bounds housekeeping: publishes from other
+        # threads and disconnect() wake paho's loop at once. The loop runs on
+        # while stopping, to carry the final "offline" until disconnect().
         timeout = max(1.0, self._config.keepalive_s / 4)
+        connack_by = time.monotonic() + self._connack_wait_s
         while self._fatal is None:
-            if self._client.loop(timeout=timeout) != paho.MQTT_ERR_SUCCESS:
+            waiting = not self.connected.is_set() and not self._stopping.is_set()
+            if waiting and time.monotonic() >= connack_by:
+                self._give_up_on_connack()
+            if self._client.loop(timeout=1.0 if waiting else timeout) != paho.MQTT_ERR_SUCCESS:
                 return
+
+    @property
+    def _connack_wait_s(self) -> float:
+        return min(_CONNACK_TIMEOUT_S, float(self._config.keepalive_s))
+
+    def _give_up_on_connack(self) -> None:
+        """Close a connection whose CONNECT the broker has not answered.
+
+        paho itself waits a whole keepalive (60 s by default) for the CONNACK,
+        receiving nothing meanwhile, when a broker accepts the TCP connection and
+        then does not answer (hung, overloaded, or a proxy in front of a broker
+        that is restarting).
+        """
+        log.warning("mqtt_connack_timeout", waited_s=self._connack_wait_s, attempt=self._attempt)
+        self._client.disconnect()
 
     def _wait_before_retry(self) -> None:
         if self._stopping.is_set():
@@ -300,8 +289,7 @@ class MqttClient:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError) as error:
             log.warning("tcp_nodelay_unset", error=str(error))
-        if getattr(client, "_sock", None) is sock:
-            client._sock = _ReadAhead(sock)
+        paho_private.install_read_ahead(client, sock)
 
     def _on_connect(
         self,
@@ -391,16 +379,12 @@ class MqttClient:
 
         paho writes each PUBACK with a system call of its own and wakes its
         network thread for each (a quarter of the core thread's time in a
-        drain). A QoS 1 PUBACK with reason 0 is four bytes, built the way paho
-        builds it; the batch goes into paho's outgoing queue as one packet.
+        drain); ``paho_private.queue_pubacks`` writes the QoS 1 ones at once.
         """
         with self._lock:
             current = [t for t in tokens if t.qos > 0 and t.generation == self._generation]
             mids = [t.mid for t in current if t.qos == 1]
-            queue = getattr(self._client, "_packet_queue", None)
-            if len(mids) > 1 and queue is not None:
-                puback = int(MessageType.PUBACK)
-                queue(puback, b"".join(struct.pack("!BBH", puback, 2, mid) for mid in mids), 0, 0)
+            if len(mids) > 1 and paho_private.queue_pubacks(self._client, mids):
                 current = [t for t in current if t.qos == 2]
             for token in current:
                 self._client.ack(token.mid, token.qos)
@@ -408,9 +392,26 @@ class MqttClient:
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         """Queue a publish and return its message id; ``on_published`` gets it on PUBACK.
 
-        paho keeps unacknowledged QoS 1 messages and resends them after a reconnect.
+        paho keeps unacknowledged QoS 1 messages, also those published while
+        disconnected, and resends them after a reconnect. It keeps them by their
+        16-bit message id, so it can hold at most 65,535: past that it refuses
+        the message and returns an id that belongs to another one still waiting
+        (paho issue #377). That raises ``PublishRefusedError`` here, instead of
+        letting the other message's PUBACK confirm this one.
         """
-        return int(self._client.publish(topic, payload, qos=qos, retain=retain).mid)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            raise PublishRefusedError(
+                f"paho holds 65,535 unacknowledged messages; {topic} not queued"
+            )
+        return int(info.mid)
+
+
+def paho_version() -> str:
+    """The installed paho-mqtt version, for log lines about its internals."""
+    from importlib.metadata import version  # noqa: PLC0415 - only on a warning
+
+    return version("paho-mqtt")
 
 
 def _topic_text(msg: paho.MQTTMessage) -> str:

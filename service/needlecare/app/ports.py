@@ -30,6 +30,13 @@ class StoreUnavailableError(RuntimeError):
     """
 
 
+class PublishRefusedError(RuntimeError):
+    """The broker connection cannot take another publish now (its client's queue is full).
+
+    Nothing was queued; the caller keeps the message and tries again later.
+    """
+
+
 class JournalStore(Protocol):
     """The durable journal: events, sessions, readings and dead letters."""
 
@@ -180,7 +187,10 @@ class MessageBus(Protocol):
     def connected(self) -> threading.Event: ...
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
-        """Queue a publish; its message id comes back on PUBACK."""
+        """Queue a publish; its message id comes back on PUBACK.
+
+        Raises PublishRefusedError when the message could not be queued.
+        """
         ...
 
     def ack(self, token: AckToken) -> None: ...

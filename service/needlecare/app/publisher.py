@@ -7,7 +7,7 @@ import structlog
 
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.dispatch import MQTT_CHANNELS
-from needlecare.app.ports import AftercareStore, MessageBus
+from needlecare.app.ports import AftercareStore, MessageBus, PublishRefusedError
 from needlecare.domain.outbox import OutboxItem
 
 log = structlog.get_logger(__name__)
@@ -48,7 +48,12 @@ class MqttOutbox:
         """Publish items taken in a transaction that has committed."""
         for item in items:
             assert item.id is not None  # noqa: S101 - taken from the store
-            mid = self._mqtt.publish(item.target, item.payload.encode(), qos=1)
+            try:
+                mid = self._mqtt.publish(item.target, item.payload.encode(), qos=1)
+            except PublishRefusedError as error:
+                # The item and the rest stay pending and are taken again next turn.
+                log.error("outbox_send_refused", outbox_id=item.id, error=str(error))
+                return
             self._in_flight[mid] = item.id
             log.debug("outbox_sent", outbox_id=item.id, topic=item.target)
 
