@@ -162,7 +162,12 @@ class Publisher:
                 pytest.fail(f"no PUBACK for {self.window} messages within {WAIT:g} s")
         # Published while disconnected, the message waits in paho for the reconnect
         # (its info says "not connected"): the PUBACK tells when it really went out.
-        mid = self._client.publish(topic, payload, qos=1).mid
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            # paho keys its queue by the 16-bit message id: past 65,535 messages
+            # waiting it refuses more and returns an id still in use (issue #377).
+            pytest.fail(f"paho refused {key}: its queue is full ({self.window} in flight)")
+        mid = info.mid
         with self._cond:
             self._published += 1
             self._keys.append(key)
@@ -239,6 +244,32 @@ class PublisherThread:
             pytest.fail(f"the publisher thread did not finish within {timeout:g} s")
         if self.error is not None:
             raise self.error
+
+
+def mqtt_story(daemon: Any) -> str:
+    """The daemon's connection events, for a failure message: what it saw of the broker."""
+    wanted = ("mqtt_", "store_write")
+    return "; ".join(
+        f"{e.get('timestamp', '')[11:23]} {e['event']}"
+        + (f" session_present={e['session_present']}" if "session_present" in e else "")
+        + (f" {e['error']}" if e.get("error") else "")
+        for e in daemon.log_events()
+        if str(e.get("event", "")).startswith(wanted)
+    )
+
+
+def tcp_peers(port: int) -> set[int]:
+    """Client ports of the TCP connections to ``port`` on this host, in any state.
+
+    A stopped (SIGSTOP) broker's kernel still completes handshakes for it, so
+    this shows a client's connection attempts that the broker has not seen.
+    """
+    peers = set()
+    for line in Path("/proc/net/tcp").read_text(encoding="ascii").splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if int(local.split(":")[1], 16) == port and remote != "00000000:0000":
+            peers.add(int(remote.split(":")[1], 16))
+    return peers
 
 
 def rss_kib(pid: int) -> int | None:

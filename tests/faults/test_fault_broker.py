@@ -18,6 +18,7 @@ from faultkit import (
     PublisherThread,
     event_ids_in,
     ingest_config,
+    mqtt_story,
     report,
     session_starts,
 )
@@ -55,8 +56,10 @@ class TestBrokerRestart:
             lambda: daemon.count("events") >= EVENTS,
             timeout=60,
             what=lambda: (
-                f"every event: {daemon.count('events')} of {EVENTS} recorded,"
-                f" {queued_in_paho} published while the broker was down"
+                f"every event: {daemon.count('events')} of {EVENTS} recorded"
+                f" (all {EVENTS} acknowledged by the broker),"
+                f" {queued_in_paho} published while the broker was down;"
+                f" the daemon's connection: {mqtt_story(daemon)}"
             ),
         )
 
