@@ -304,14 +304,19 @@ class Aftercare:
         self.store.reminders.save(reminder)
         self.dispatch.send(reminder, reminder.channels, now, round_key="1")
 
-    def next_wake(self, now: datetime) -> datetime | None:
-        """The earliest moment anything reminder-related is due (local midnights aside)."""
+    def next_wake(self, now: datetime, *, outbox: bool = True) -> datetime | None:
+        """The earliest moment anything reminder-related is due (local midnights aside).
+
+        ``outbox=False`` leaves out the mirror's outbox, for a caller that knows which
+        of its items are already on their way (``MqttOutbox.next_wake``).
+        """
         candidates = [
             self.store.reminders.next_due_at(),
             self.store.reminders.next_check_at(),
             self.store.reminders.next_expiry_after(now),
-            self.store.outbox.next_not_before(MQTT_CHANNELS),
         ]
+        if outbox:
+            candidates.append(self.store.outbox.next_not_before(MQTT_CHANNELS))
         return min((c for c in candidates if c is not None), default=None)
 
     def next_midnight(self, now: datetime) -> datetime | None:

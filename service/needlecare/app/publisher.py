@@ -1,7 +1,7 @@
 """Sends the MQTT part of the outbox, and marks each item sent on the broker's PUBACK."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -39,6 +39,30 @@ class MqttOutbox:
             for item in self._care.release(now, MQTT_CHANNELS)
             if item.id is not None and item.id not in sending
         ]
+
+    def next_wake(self, now: datetime, *, confirm_within: timedelta) -> datetime | None:
+        """When an item not yet on its way may go out; None while offline.
+
+        An item published and waiting for its PUBACK stays pending in the store
+        until a turn writes the confirmation. Counted as due, it made every turn
+        re-arm the wake-up for at once: a run of empty turns, each with a
+        transaction and an APScheduler job, while the prompt was on its way to
+        the mirror, and the confirmation written (with its fsync) right behind
+        it instead of within the second. Offline nothing is sent, and the
+        reconnect brings a turn of its own.
+        """
+        if not self._mqtt.connected.is_set():
+            return None
+        due = self._store.outbox.next_not_before(MQTT_CHANNELS)
+        if due is None or due > now or not self._in_flight:
+            return due
+        sending = set(self._in_flight.values())
+        ready = self._store.outbox.ready(now, MQTT_CHANNELS, limit=len(sending) + 1)
+        if any(item.id not in sending for item in ready):
+            return now
+        # All that is due is on its way. Whatever falls due later is looked for
+        # again once the PUBACKs are written, within ``confirm_within``.
+        return now + confirm_within
 
     def awaited(self, mids: Sequence[int]) -> list[int]:
         """The PUBACKs among these that confirm an outbox item."""
