@@ -55,10 +55,8 @@ def plan(*, quick: bool, out_dir: Path) -> list[Bench]:
     return [
         Bench(
             "reminder_scale",
-            lambda work: reminder_scale.run(
-                (1000, 10_000) if quick else reminder_scale.DEFAULT_SIZES,
-                apscheduler_max=10_000 if quick else reminder_scale.APSCHEDULER_MAX,
-                workdir=work,
+            lambda work: reminder_scale.BENCH.report(
+                ["--sizes", "1000,10000", "--apscheduler-max", "10000"] if quick else [], work
             ),
             reminder_scale.render,
             lambda r: all(s["daemon"]["notified"] for s in r["results"]),
