@@ -87,10 +87,8 @@ def plan(*, quick: bool, out_dir: Path) -> list[Bench]:
         ),
         Bench(
             "idle",
-            lambda work: idle.run(
-                10_000 if quick else idle.DEFAULT_PENDING,
-                idle_s=5.0 if quick else idle.DEFAULT_IDLE_S,
-                workdir=work,
+            lambda work: idle.BENCH.report(
+                ["--pending", "10000", "--idle", "5"] if quick else [], work
             ),
             idle.render,
             lambda r: r["exit_code"] == 0,
