@@ -12,45 +12,26 @@ Targets: p99 <= 50 ms per route, <= 25 MiB more RSS with the web app.
 """
 
 import http.client
-import sys
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench._common import (
-    Daemon,
-    bench_parser,
-    daemon_config,
-    finish,
-    fmt,
-    free_port,
-    machine,
-    now,
-    percentiles,
-    progress,
-    quiet_logs,
-    rss_mib,
-    running_broker,
-    table,
-    verdict,
-    wait_idle,
-    wall_clock,
-    workspace,
-)
+from bench.harness.daemon import running_daemon
+from bench.harness.mqtt import free_port
+from bench.harness.proc import rss_mib, wait_idle
+from bench.harness.report import Bench, fmt, now, percentiles, progress, table, verdict, wall_clock
 from bench.reminder_scale import seed as seed_reminders
-from needlecare.domain.sessions import Session, SessionStatus
-from needlecare_integrations.store import SqliteStore
 
-DEFAULT_OUT = Path("bench/results/web.json")
 ROUTES = ("/api/v1/reminders", "/api/v1/sessions")
-TARGET_P99_MS = 50.0
-TARGET_EXTRA_MIB = 25.0
+TARGET_P99_MS, TARGET_EXTRA_MIB = 50.0, 25.0
 TOKEN = "bench-token"  # noqa: S105 - a throwaway token for a local run
 PROFILES = {"alice": {"timezone": "Europe/Berlin"}, "bob": {"timezone": "America/New_York"}}
 
 
 def seed(db: Path, sessions: int) -> None:
+    from needlecare.domain.sessions import Session, SessionStatus  # noqa: PLC0415
+    from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
+
     start = wall_clock()
     seed_reminders(db, sessions * 6, start)
     store = SqliteStore.open(db, now=start)
@@ -59,30 +40,22 @@ def seed(db: Path, sessions: int) -> None:
             for i in range(sessions):
                 ended = start - timedelta(hours=3 * (i + 1))
                 store.save_session(
-                    Session(
-                        id=f"ses_bench{i:07d}",
-                        profile=("alice", "bob")[i % 2],
-                        device_id=None,
-                        setting="home",
-                        status=SessionStatus.COMPLETED,
-                        started_at=ended - timedelta(minutes=20),
-                        ended_at=ended,
-                        last_seen_at=ended,
-                        source="manual",
-                    )
-                )
+                    Session(id=f"ses_bench{i:07d}", profile=("alice", "bob")[i % 2],
+                            device_id=None, setting="home", status=SessionStatus.COMPLETED,
+                            started_at=ended - timedelta(minutes=20), ended_at=ended,
+                            last_seen_at=ended, source="manual")
+                )  # fmt: skip
     finally:
         store.close()
 
 
 def latencies(port: int, route: str, count: int) -> list[float]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Bearer {TOKEN}"}
     seconds = []
     try:
         for _ in range(count):
             started = now()
-            connection.request("GET", route, headers=headers)
+            connection.request("GET", route, headers={"Authorization": f"Bearer {TOKEN}"})
             response = connection.getresponse()
             response.read()
             seconds.append(now() - started)
@@ -93,55 +66,27 @@ def latencies(port: int, route: str, count: int) -> list[float]:
     return seconds
 
 
-def settled_rss(daemon: Daemon) -> float:
-    daemon.wait_for("mqtt_connected")
-    wait_idle(daemon.pid)
-    return rss_mib(daemon.pid)
-
-
-def measure(work: Path, sessions: int, requests: int) -> dict[str, Any]:
-    quiet_logs()
-    db = work / "needlecare.db"
-    progress(f"web: seeding {sessions:,} sessions and {sessions * 6:,} reminders")
-    seed(db, sessions)
-    result: dict[str, Any] = {}
-    with running_broker(work / "broker") as broker:
-        port = free_port()
-        for enabled in (False, True):
-            web = {"enabled": enabled, "port": port, "token": TOKEN}
-            config = daemon_config(broker, db, profiles=PROFILES, web=web)
-            daemon = Daemon(work / f"web-{'on' if enabled else 'off'}", config).start()
-            try:
-                result[f"rss_web_{'on' if enabled else 'off'}_mib"] = settled_rss(daemon)
-                if enabled:
-                    for route in ROUTES:
-                        progress(f"web: {requests} x GET {route}")
-                        latencies(port, route, 10)  # warm-up: first queries, first imports
-                        result[route] = percentiles(latencies(port, route, requests))
-                    result["rss_web_on_after_mib"] = rss_mib(daemon.pid)
-            finally:
-                daemon.stop()
-    return result
-
-
-def run(sessions: int, requests: int, workdir: Path | None) -> dict[str, Any]:
-    started_at = wall_clock()
-    with workspace(workdir, "bench-web-") as work:
-        result = measure(work, sessions, requests)
-        machine_info = machine(work)
+def run(args: Any, work: Path) -> dict[str, Any]:
+    progress(f"web: seeding {args.sessions:,} sessions and {args.sessions * 6:,} reminders")
+    seed(work / "needlecare.db", args.sessions)
+    result: dict[str, Any] = {"sessions": args.sessions, "requests": args.requests}
+    port = free_port()
+    for on in (False, True):
+        web = {"enabled": on, "port": port, "token": TOKEN}
+        with running_daemon(work, start=False, profiles=PROFILES, web=web) as daemon:
+            daemon.start().wait_for("mqtt_connected")
+            wait_idle(daemon.pid)
+            result[f"rss_web_{'on' if on else 'off'}_mib"] = rss_mib(daemon.pid)
+            for route in ROUTES if on else ():
+                progress(f"web: {args.requests} x GET {route}")
+                latencies(port, route, 10)  # warm-up: first queries, first imports
+                result[route] = percentiles(latencies(port, route, args.requests))
+            if on:
+                result["rss_web_on_after_mib"] = rss_mib(daemon.pid)
     extra = max(result["rss_web_on_mib"], result["rss_web_on_after_mib"])
     extra -= result["rss_web_off_mib"]
     p99_ok = all(result[route]["p99"] <= TARGET_P99_MS for route in ROUTES)
-    return {
-        "bench": "web",
-        "started_at": started_at.isoformat(),
-        "machine": machine_info,
-        "sessions": sessions,
-        "requests": requests,
-        **result,
-        "extra_rss_mib": extra,
-        "target_met": p99_ok and extra <= TARGET_EXTRA_MIB,
-    }
+    return {**result, "extra_rss_mib": extra, "target_met": p99_ok and extra <= TARGET_EXTRA_MIB}
 
 
 def render(report: dict[str, Any]) -> str:
@@ -165,15 +110,18 @@ def render(report: dict[str, Any]) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser("bench.web", __doc__, out=DEFAULT_OUT, workdir_help="keep the store")
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--requests", type=int, default=300)
-    args = parser.parse_args(argv)
-    report = run(args.sessions, args.requests, args.workdir)
-    finish(report, args.out, render)
-    return 0 if report["target_met"] else 1
-
+BENCH = Bench(
+    "web",
+    __doc__,
+    run,
+    render,
+    ok=lambda r: r["target_met"],
+    options={
+        "--sessions": (int, 10_000, "closed sessions in the store"),
+        "--requests": (int, 300, "GETs per route"),
+    },
+)
+main = BENCH.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())
