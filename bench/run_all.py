@@ -24,7 +24,6 @@ from bench._common import (
     machine,
     now,
     progress,
-    py_spy,
     quiet_logs,
     source_state,
     table,
@@ -33,6 +32,7 @@ from bench._common import (
     workspace,
     write_report,
 )
+from bench.harness.proc import py_spy
 
 DEFAULT_OUT_DIR = Path("bench/results")
 QUIET_LOAD = 1.0
@@ -63,11 +63,10 @@ def plan(*, quick: bool, out_dir: Path) -> list[Bench]:
         ),
         Bench(
             "ingest",
-            lambda work: ingest.run(
-                2000 if quick else ingest.DEFAULT_EVENTS,
-                repeat=1 if quick else ingest.DEFAULT_REPEAT,
-                profile=profile,
-                workdir=work,
+            lambda work: ingest.BENCH.report(
+                (["--events", "2000", "--repeat", "1"] if quick else [])
+                + ([] if profile is None else ["--py-spy", str(profile)]),
+                work,
             ),
             ingest.render,
             lambda r: bool(r["verified"]),
