@@ -73,11 +73,8 @@ def plan(*, quick: bool, out_dir: Path) -> list[Bench]:
         ),
         Bench(
             "latency",
-            lambda work: latency.run(
-                200 if quick else latency.DEFAULT_SESSIONS,
-                rounds=2 if quick else latency.DEFAULT_ROUNDS,
-                warmup=5 if quick else latency.DEFAULT_WARMUP,
-                workdir=work,
+            lambda work: latency.BENCH.report(
+                ["--sessions", "200", "--rounds", "2", "--warmup", "5"] if quick else [], work
             ),
             latency.render,
             lambda r: (
