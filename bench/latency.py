@@ -47,11 +47,13 @@ from bench.harness.daemon import (
 from bench.harness.mqtt import Address, Peer, pad_json
 from bench.harness.proc import Child, wait_idle
 from bench.harness.report import (
+    PCT_HEADERS,
     Bench,
     BenchError,
     fmt,
     load_average,
     now,
+    pct_row,
     percentiles,
     progress,
     table,
@@ -326,8 +328,8 @@ LABELS = {
 
 
 def render(report: dict[str, Any]) -> str:
-    headers = ("ms", "n", "p50", "p90", "p99", "max")
-    row = lambda name, f: [LABELS[name], f"{f['n']:,}", *(fmt(f[k], 2) for k in headers[2:])]  # noqa: E731
+    headers = PCT_HEADERS
+    row = lambda name, f: pct_row(LABELS[name], f, 2)  # noqa: E731
     rounds = [[str(n + 1), str(r["n"]), fmt(r["needlecare_p99"], 2), fmt(r["bare_full_p99"], 2),
                fmt(r["ratio"], 2)] for n, r in enumerate(report["p99_by_round_ms"])]  # fmt: skip
     return "\n".join([

@@ -80,6 +80,15 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def pct_row(label: str, figures: dict[str, float], digits: int = 1) -> list[str]:
+    """A table row of ``percentiles``: label, n, p50, p90, p99, max."""
+    return [label, f"{figures['n']:,}", *(fmt(figures[k], digits) for k in PCT)]
+
+
+PCT = ("p50", "p90", "p99", "max")
+PCT_HEADERS = ("ms", "n", *PCT)
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
