@@ -5,13 +5,11 @@ that tests/e2e/install_homeassistant.sh caches; or one handed in, as the smoke t
 does with its session fixture) and the daemon configured with one profile per
 session, whose protocol keeps only ``soothe`` on the ``dashboard`` channel. Each
 soothe becomes two calls through the outbox, one at a time: the
-``persistent_notification.create`` and the ``needlecare_reminder`` event (which the
-test configuration's automation records as a notification of its own). For
+``persistent_notification.create`` and the ``needlecare_reminder`` event. For
 reference, the same two calls are made without the daemon, one at a time from one
-``homeassistant_api`` client (the library the daemon's worker uses).
-
-A websocket subscription (``persistent_notification/subscribe``) stamps each
-notification as Home Assistant announces it. Two measurements:
+``homeassistant_api`` client (the library the daemon's worker uses). A websocket
+subscription (``persistent_notification/subscribe``) stamps each notification as
+Home Assistant announces it. Two measurements:
 
 * **burst**: --burst sessions are started (and stored), then all their ends are
   published at once; prompts/s = burst / (first end published -> last of their
@@ -23,7 +21,6 @@ notification as Home Assistant announces it. Two measurements:
     python -m bench.ha_delivery [--burst 200] [--sequential 50]
 """
 
-import argparse
 import contextlib
 import sys
 import threading
@@ -31,79 +28,44 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from types import SimpleNamespace
+from typing import Any
 
-from bench._common import (
+from bench.harness.daemon import Daemon, log_stamp, only_soothe, running_daemon, wait_for_store
+from bench.harness.mqtt import Peer, free_port, pad_json
+from bench.harness.proc import wait_idle
+from bench.harness.report import (
+    PCT_HEADERS,
+    ROOT,
+    Bench,
     BenchError,
-    Daemon,
-    Peer,
-    StoreReader,
-    bench_parser,
-    daemon_config,
-    finish,
-    fmt,
-    free_port,
-    load_average,
-    machine,
     now,
-    only_soothe,
-    pad_json,
+    pct_row,
     percentiles,
     progress,
-    running_broker,
-    source_state,
     table,
-    wait_for_store,
-    wait_idle,
-    wait_online,
     wall_clock,
-    workspace,
 )
-from needlecare.domain.planning import reminder_id
-from needlecare.domain.sessions import session_id_for
-from needlecare_integrations.broker import MosquittoBroker
 
-DEFAULT_BURST = 200
-DEFAULT_SEQUENTIAL = 50
-WARMUP = 2
-DEFAULT_OUT = Path("bench/results/ha_delivery.json")
-TESTS = Path(__file__).resolve().parents[1] / "tests"
-EVENT_BYTES = 200
-PAUSE_S = 0.005
-ARRIVAL_TIMEOUT_S = 60.0
-BURST_TIMEOUT_S = 300.0
-NOTIFICATION_PREFIX = "needlecare_"
-
-
-class HomeAssistantLike(Protocol):
-    """What the bench needs of a Home Assistant: where it is and a token."""
-
-    @property
-    def url(self) -> str: ...
-
-    @property
-    def token(self) -> str: ...
-
-
-# -- Home Assistant -------------------------------------------------------------------------------
+HA_VERSION = "2024.3.3"
+WARMUP, EVENT_BYTES, PAUSE_S = 2, 200, 0.005
+ARRIVAL_TIMEOUT_S, BURST_TIMEOUT_S = 60.0, 300.0
+PREFIX = "needlecare_"
+TITLE = "Soothe your skin"
+MESSAGE = "Your skin is sensitive now. Apply a soothing serum or cream to calm it."
 
 
 @contextmanager
-def own_homeassistant(work: Path) -> Iterator[tuple[HomeAssistantLike, float]]:
+def own_homeassistant(work: Path) -> Iterator[tuple[Any, float]]:
     """A Home Assistant of our own, started as the e2e fixture does; and its start-up seconds."""
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
-    from support.homeassistant import (  # type: ignore[import-not-found]  # noqa: PLC0415
-        HomeAssistant,
-        homeassistant_venv,
-    )
+    if str(ROOT / "tests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests"))
+    from support.homeassistant import HomeAssistant, homeassistant_venv  # noqa: PLC0415
 
     progress("ha_delivery: installing (first time only) and starting Home Assistant")
-    hass = HomeAssistant(
-        venv=homeassistant_venv(), config_dir=work / "homeassistant", port=free_port()
-    )
+    venv = homeassistant_venv(HA_VERSION)
+    hass = HomeAssistant(venv=venv, config_dir=work / "ha", port=free_port(), version=HA_VERSION)
     started = now()
     try:
         hass.start()
@@ -115,7 +77,7 @@ def own_homeassistant(work: Path) -> Iterator[tuple[HomeAssistantLike, float]]:
 class NotificationWatch:
     """A websocket subscription to persistent notifications; stamps each id when first added."""
 
-    def __init__(self, hass: HomeAssistantLike) -> None:
+    def __init__(self, hass: Any) -> None:
         from homeassistant_api import WebsocketClient  # noqa: PLC0415 - heavy import
         from niquests import Session  # noqa: PLC0415
 
@@ -141,346 +103,221 @@ class NotificationWatch:
 
     def _read(self) -> None:
         while not self._closing:
-            try:
-                # Raw JSON: the library's event models do not know this subscription's events.
+            try:  # raw JSON: the library's event models do not know this subscription's events
                 message = self._client._recv()
             except Exception:  # closed by __exit__, or Home Assistant went away
                 return
-            stamp = now()
-            event = message.get("event")
+            stamp, event = now(), message.get("event")
             if message.get("id") != self._subscription or not isinstance(event, dict):
                 continue
-            if event.get("type") not in {"added", "current", "updated"}:
-                continue
-            with self._changed:
-                for notification_id in event.get("notifications", {}):
-                    self.added.setdefault(str(notification_id), stamp)
-                self._changed.notify_all()
+            if event.get("type") in {"added", "current", "updated"}:
+                with self._changed:
+                    for notification_id in event.get("notifications", {}):
+                        self.added.setdefault(str(notification_id), stamp)
+                    self._changed.notify_all()
 
-    def wait(self, ids: Sequence[str], timeout: float) -> list[float] | None:
-        """The stamps of every id in ``ids``, once all have been added; None on timeout."""
+    def wait(self, ids: Sequence[str], timeout: float) -> list[float]:
+        """The stamps of every id in ``ids``, once all have been added."""
         with self._changed:
             if not self._changed.wait_for(lambda: all(i in self.added for i in ids), timeout):
-                return None
+                raise BenchError(f"not every notification of {len(ids)} arrived in {timeout} s")
             return [self.added[i] for i in ids]
-
-
-# -- sessions -------------------------------------------------------------------------------------
 
 
 class Sessions:
     """Publishes starts and ends of sessions, one profile and device per session."""
 
-    def __init__(self, broker: MosquittoBroker, reader: StoreReader, tag: str) -> None:
-        self.reader = reader
-        self.tag = tag
-        self.peer = Peer(broker.host, broker.port, client_id=f"bench-ha-{tag}")
+    def __init__(self, peer: Peer, reader: Any, tag: str) -> None:
+        self.peer, self.reader, self.tag = peer, reader, tag
 
-    def profile(self, number: int) -> str:
-        return f"{self.tag}{number:03d}"
+    def _publish(self, numbers: Sequence[int], kind: str, **fields: Any) -> None:
+        self.peer.send([
+            (f"needlecare/device/{self.tag}pen{n:03d}/event",
+             pad_json({"event_id": f"{self.tag}-{kind[8]}{n}", "type": kind,
+                       "profile": f"{self.tag}{n:03d}", **fields}, EVENT_BYTES))
+            for n in numbers
+        ], window=len(numbers))  # fmt: skip
 
     def start(self, numbers: Sequence[int]) -> None:
         """Publish the starts and wait until the store holds them all."""
-        mids = []
-        for number in numbers:
-            body = {"event_id": f"{self.tag}-s{number}", "type": "session_started"}
-            body["profile"] = self.profile(number)
-            mids.append(self.peer.publish(self._topic(number), pad_json(body, EVENT_BYTES)))
-        for mid in mids:
-            self.peer.acked_at(mid)
-        ids = [session_id_for(f"{self.tag}-s{number}") for number in numbers]
+        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
+
+        self._publish(numbers, "session_started")
+        ids = [session_id_for(f"{self.tag}-s{n}") for n in numbers]
         marks = ",".join("?" * len(ids))
-        self.reader.wait_until(
-            f"SELECT count(*) FROM sessions WHERE id IN ({marks})",  # noqa: S608 - placeholders
-            lambda n: n == len(ids),
-            params=ids,
-            poll_s=0.002,
-        )
+        self.reader.wait_until(f"SELECT count(*) FROM sessions WHERE id IN ({marks})",  # noqa: S608
+                               lambda n: n == len(ids), params=ids, poll_s=0.002)  # fmt: skip
 
     def end(self, numbers: Sequence[int]) -> float:
         """Publish the ends back to back; the stamp of the first publish."""
         sent = now()
-        mids = []
-        for number in numbers:
-            body: dict[str, Any] = {"event_id": f"{self.tag}-e{number}", "type": "session_ended"}
-            body |= {"profile": self.profile(number), "passes": 4, "duration_s": 900}
-            mids.append(self.peer.publish(self._topic(number), pad_json(body, EVENT_BYTES)))
-        for mid in mids:
-            self.peer.acked_at(mid)
+        self._publish(numbers, "session_ended", passes=4, duration_s=900)
         return sent
 
     def notification_id(self, number: int) -> str:
-        session = session_id_for(f"{self.tag}-s{number}")
-        return NOTIFICATION_PREFIX + reminder_id(session, "soothe")
+        from needlecare.domain.planning import reminder_id  # noqa: PLC0415
+        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
 
-    def _topic(self, number: int) -> str:
-        return f"needlecare/device/{self.tag}pen{number:03d}/event"
+        return PREFIX + reminder_id(session_id_for(f"{self.tag}-s{number}"), "soothe")
 
 
-def _burst(
-    sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int
-) -> dict[str, Any]:
+def burst(sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int) -> Any:
     progress(f"ha_delivery: burst of {len(numbers)} sessions")
     sessions.start(numbers)
     wait_idle(pid)
     sent = sessions.end(numbers)
     arrived = watch.wait([sessions.notification_id(n) for n in numbers], BURST_TIMEOUT_S)
-    if arrived is None:
-        raise BenchError(f"not every burst notification arrived within {BURST_TIMEOUT_S} s")
     seconds = max(arrived) - sent
-    return {
-        "sessions": len(numbers),
-        "seconds": seconds,
-        "prompts_per_s": len(numbers) / seconds,
-        "ha_calls_per_s": 2 * len(numbers) / seconds,
-        "delay_ms": percentiles([stamp - sent for stamp in arrived]),
-    }
+    return {"sessions": len(numbers), "seconds": seconds, "prompts_per_s": len(numbers) / seconds,
+            "ha_calls_per_s": 2 * len(numbers) / seconds,
+            "delay_ms": percentiles([stamp - sent for stamp in arrived])}  # fmt: skip
 
 
-def _sequential(
-    sessions: Sessions, watch: NotificationWatch, numbers: range, *, record: bool
-) -> list[dict[str, Any]]:
+def one_at_a_time(sessions: Sessions, watch: NotificationWatch, numbers: range) -> list[Any]:
     samples = []
     for number in numbers:
         sessions.start([number])
         time.sleep(PAUSE_S)
-        sent_wall = wall_clock()
-        sent = sessions.end([number])
-        arrived = watch.wait([sessions.notification_id(number)], ARRIVAL_TIMEOUT_S)
-        if arrived is None:
-            raise BenchError(f"no notification for session {number} in {ARRIVAL_TIMEOUT_S} s")
-        if record:
-            samples.append(
-                {
-                    "reminder_id": sessions.notification_id(number).removeprefix(
-                        NOTIFICATION_PREFIX
-                    ),
-                    "sent_wall": sent_wall,
-                    "delay_s": arrived[0] - sent,
-                }
-            )
+        sent_wall, sent = wall_clock(), sessions.end([number])
+        arrived = watch.wait([sessions.notification_id(number)], ARRIVAL_TIMEOUT_S)[0]
+        samples.append({"reminder_id": sessions.notification_id(number).removeprefix(PREFIX),
+                        "sent_wall": sent_wall, "delay_s": arrived - sent})  # fmt: skip
         time.sleep(PAUSE_S)
     return samples
 
 
-def _split(daemon: Daemon, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    delivered: dict[str, datetime] = {}
-    for entry in daemon.log_events():
-        if entry.get("event") == "reminder_delivered":
-            stamp = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))
-            delivered.setdefault(str(entry.get("reminder_id")), stamp)
-    to_delivered, to_announced = [], []
-    for sample in samples:
-        at = delivered.get(sample["reminder_id"])
-        if at is None:
-            continue
-        first = (at - sample["sent_wall"]).total_seconds()
-        to_delivered.append(first)
-        to_announced.append(sample["delay_s"] - first)
-    if not to_delivered:
+def split(daemon: Daemon, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    delivered: dict[str, Any] = {}
+    for entry in daemon.log_events("reminder_delivered"):
+        delivered.setdefault(str(entry.get("reminder_id")), log_stamp(entry))
+    found = [(s, delivered[s["reminder_id"]]) for s in samples if s["reminder_id"] in delivered]
+    firsts = [(at - s["sent_wall"]).total_seconds() for s, at in found]
+    rests = [s["delay_s"] - first for (s, _), first in zip(found, firsts, strict=True)]
+    if not firsts:
         return {}
-    return {"to_delivered": percentiles(to_delivered), "to_announced": percentiles(to_announced)}
+    return {"to_delivered": percentiles(firsts), "to_announced": percentiles(rests)}
 
 
-# -- the same calls without the daemon ------------------------------------------------------------
-
-
-_TITLE = "Soothe your skin"
-_MESSAGE = "Your skin is sensitive now. Apply a soothing serum or cream to calm it."
-
-
-def _bare_prompt(client: Any, notification_id: str) -> None:
-    """What the outbox sends for one soothe: the notification, then the event."""
-    client.trigger_service(
-        "persistent_notification",
-        "create",
-        notification_id=notification_id,
-        title=_TITLE,
-        message=_MESSAGE,
-    )
-    client.fire_event(
-        "needlecare_reminder",
-        profile="bench",
-        kind="soothe",
-        reminder_id=notification_id,
-        title=_TITLE,
-        message=_MESSAGE,
-        severity="warning",
-    )
-
-
-def measure_bare(
-    hass: HomeAssistantLike, watch: NotificationWatch, *, burst: int, sequential: int
-) -> dict[str, Any]:
+def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential: int) -> Any:
     """The same two calls per prompt from one homeassistant_api Client, one at a time."""
     from homeassistant_api import Client  # noqa: PLC0415 - heavy import
 
-    with Client(f"{hass.url}/api", hass.token, global_request_kwargs={"timeout": 10.0}) as client:
-        return _bare_calls(client, watch, burst=burst, sequential=sequential)
+    def prompt(client: Any, notification_id: str) -> None:
+        client.trigger_service(
+            "persistent_notification",
+            "create",
+            notification_id=notification_id,
+            title=TITLE,
+            message=MESSAGE,
+        )
+        client.fire_event("needlecare_reminder", profile="bench", kind="soothe",
+                          reminder_id=notification_id, title=TITLE, message=MESSAGE,
+                          severity="warning")  # fmt: skip
 
-
-def _bare_calls(
-    client: Any, watch: NotificationWatch, *, burst: int, sequential: int
-) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:6]
-    _bare_prompt(client, f"bench_bare_{tag}_warmup")
-    ids = [f"bench_bare_{tag}_b{n}" for n in range(burst)]
-    sent = now()
-    for notification_id in ids:
-        _bare_prompt(client, notification_id)
-    arrived = watch.wait(ids, BURST_TIMEOUT_S)
-    if arrived is None:
-        raise BenchError("not every bare notification arrived")
-    seconds = max(arrived) - sent
-    delays = []
-    for number in range(sequential):
-        notification_id = f"bench_bare_{tag}_s{number}"
-        started = now()
-        _bare_prompt(client, notification_id)
-        seen = watch.wait([notification_id], ARRIVAL_TIMEOUT_S)
-        if seen is None:
-            raise BenchError(f"no bare notification {notification_id}")
-        delays.append(seen[0] - started)
-        time.sleep(PAUSE_S)
-    return {
-        "prompts_per_s": burst / seconds,
-        "calls_per_s": 2 * burst / seconds,
-        "sequential_ms": percentiles(delays),
-    }
+    with Client(f"{hass.url}/api", hass.token, global_request_kwargs={"timeout": 10.0}) as client:
+        prompt(client, f"bench_bare_{tag}_warmup")
+        ids = [f"bench_bare_{tag}_b{n}" for n in range(burst)]
+        sent = now()
+        for notification_id in ids:
+            prompt(client, notification_id)
+        seconds = max(watch.wait(ids, BURST_TIMEOUT_S)) - sent
+        delays = []
+        for number in range(sequential):
+            started = now()
+            prompt(client, f"bench_bare_{tag}_s{number}")
+            delays.append(
+                watch.wait([f"bench_bare_{tag}_s{number}"], ARRIVAL_TIMEOUT_S)[0] - started
+            )
+            time.sleep(PAUSE_S)
+    return {"prompts_per_s": burst / seconds, "calls_per_s": 2 * burst / seconds,
+            "sequential_ms": percentiles(delays)}  # fmt: skip
 
 
-# -- the run ---------------------------------------------------------------------------------------
-
-
-def measure(hass: HomeAssistantLike, work: Path, *, burst: int, sequential: int) -> dict[str, Any]:
+def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[str, Any]:
     """Both measurements against ``hass``, with a daemon and a broker of their own."""
     tag = f"h{uuid.uuid4().hex[:6]}"
-    total = WARMUP + burst + sequential
-    with running_broker(work / "broker") as broker:
-        config = daemon_config(
-            broker,
-            work / "needlecare.db",
-            mqtt={"client_id": f"needlecare-{tag}"},
-            homeassistant={"url": hass.url, "token": hass.token},
-            profiles={f"{tag}{n:03d}": {"timezone": "Europe/Berlin"} for n in range(total)},
-            protocol=only_soothe(["dashboard"]),
-        )
-        daemon = Daemon(work / "daemon", config).start()
-        try:
-            wait_online(broker)
-            daemon.wait_for("homeassistant_listening")
+    total = WARMUP + burst_of + sequential
+    sections = {
+        "mqtt": {"client_id": f"needlecare-{tag}"},
+        "homeassistant": {"url": hass.url, "token": hass.token},
+        "profiles": {f"{tag}{n:03d}": {"timezone": "Europe/Berlin"} for n in range(total)},
+        "protocol": only_soothe(["dashboard"]),
+    }
+    with running_daemon(work, **sections) as daemon:
+        daemon.wait_for("homeassistant_listening")
+        wait_idle(daemon.pid)
+        with (wait_for_store(daemon.db) as reader, NotificationWatch(hass) as watch,
+              Peer(daemon.broker, f"bench-ha-{tag}") as peer):  # fmt: skip
+            sessions = Sessions(peer, reader, tag)
+            one_at_a_time(sessions, watch, range(WARMUP))
+            bursted = burst(sessions, watch, range(WARMUP, WARMUP + burst_of), daemon.pid)
             wait_idle(daemon.pid)
-            with (
-                wait_for_store(daemon.db) as reader,
-                NotificationWatch(hass) as watch,
-            ):
-                sessions = Sessions(broker, reader, tag)
-                with sessions.peer:
-                    _sequential(sessions, watch, range(WARMUP), record=False)
-                    bursted = _burst(sessions, watch, range(WARMUP, WARMUP + burst), daemon.pid)
-                    wait_idle(daemon.pid)
-                    progress(f"ha_delivery: {sequential} sessions one at a time")
-                    samples = _sequential(
-                        sessions, watch, range(WARMUP + burst, total), record=True
-                    )
-                progress("ha_delivery: the same calls without the daemon")
-                bare = measure_bare(hass, watch, burst=burst, sequential=sequential)
-            exit_code = daemon.stop()
-        finally:
-            daemon.stop()
-    return {
-        "profiles": total,
-        "burst": bursted,
-        "sequential_ms": percentiles([s["delay_s"] for s in samples]),
-        "sequential_split_ms": _split(daemon, samples),
-        "bare": bare,
-        "throughput_ratio": bursted["prompts_per_s"] / bare["prompts_per_s"],
-        "exit_code": exit_code,
-    }
+            progress(f"ha_delivery: {sequential} sessions one at a time")
+            samples = one_at_a_time(sessions, watch, range(WARMUP + burst_of, total))
+            progress("ha_delivery: the same calls without the daemon")
+            bare = measure_bare(hass, watch, burst=burst_of, sequential=sequential)
+        exit_code = daemon.stop()
+    return {"profiles": total, "burst": bursted,
+            "sequential_ms": percentiles([s["delay_s"] for s in samples]),
+            "sequential_split_ms": split(daemon, samples), "bare": bare,
+            "throughput_ratio": bursted["prompts_per_s"] / bare["prompts_per_s"],
+            "exit_code": exit_code}  # fmt: skip
 
 
-def run(
-    *,
-    burst: int,
-    sequential: int,
-    hass: HomeAssistantLike | None = None,
-    workdir: Path | None = None,
-) -> dict[str, Any]:
-    """The Home Assistant measurements, as the JSON report; starts a Home Assistant if none."""
-    started_at = wall_clock()
-    source_before = source_state()
-    load_before = load_average()
-    with workspace(workdir, "bench-ha-") as work:
-        if hass is None:
-            with own_homeassistant(work) as (own, start_s):
-                result = measure(own, work, burst=burst, sequential=sequential)
-        else:
-            start_s = None
-            result = measure(hass, work, burst=burst, sequential=sequential)
-        machine_info = machine(work, source_before=source_before)
-    return {
-        "bench": "ha_delivery",
-        "started_at": started_at.isoformat(),
-        "finished_at": wall_clock().isoformat(),
-        "machine": {**machine_info, "homeassistant": "2024.3.3"},
-        "homeassistant_start_s": start_s,
-        "load_average_before": load_before,
-        **result,
-    }
+def run_measured(args: Any, work: Path) -> dict[str, Any]:
+    hass = getattr(args, "hass", None)
+    if hass is not None:
+        result = measure(hass, work, burst_of=args.burst, sequential=args.sequential)
+        return {"machine": {"homeassistant": HA_VERSION}, "homeassistant_start_s": None, **result}
+    with own_homeassistant(work) as (own, start_s):
+        result = measure(own, work, burst_of=args.burst, sequential=args.sequential)
+    return {"machine": {"homeassistant": HA_VERSION}, "homeassistant_start_s": start_s, **result}
+
+
+def run(*, burst: int, sequential: int, hass: Any = None, workdir: Path | None = None) -> Any:
+    """The report against ``hass`` (the smoke test's), or a Home Assistant of our own."""
+    args = SimpleNamespace(burst=burst, sequential=sequential, hass=hass)
+    return BENCH.measure(args, workdir)  # type: ignore[arg-type]
 
 
 def render(report: dict[str, Any]) -> str:
-    headers = ("ms", "n", "p50", "p90", "p99", "max")
-    b = report["burst"]
-
-    def row(label: str, f: dict[str, float]) -> list[str]:
-        return [label, str(f["n"]), *(fmt(f[k], 1) for k in ("p50", "p90", "p99", "max"))]
-
+    b, bare, split_ms = report["burst"], report["bare"], report["sequential_split_ms"]
     rows = [
-        row("burst: ends published -> each notification", b["delay_ms"]),
-        row("one at a time: end published -> notification", report["sequential_ms"]),
+        ("burst: ends published -> each notification", b["delay_ms"]),
+        ("one at a time: end published -> notification", report["sequential_ms"]),
     ]
-    split = report["sequential_split_ms"]
-    if split:
+    if split_ms:
         rows += [
-            row("  of which: -> reminder delivered (daemon log)", split["to_delivered"]),
-            row("  of which: delivered -> announced by HA", split["to_announced"]),
+            ("  of which: -> reminder delivered (daemon log)", split_ms["to_delivered"]),
+            ("  of which: delivered -> announced by HA", split_ms["to_announced"]),
         ]
-    bare = report["bare"]
-    rows.append(row("bare: create + event calls -> notification", bare["sequential_ms"]))
+    rows.append(("bare: create + event calls -> notification", bare["sequential_ms"]))
     start = report["homeassistant_start_s"]
     started = "" if start is None else f"; Home Assistant started in {start:.1f} s"
-    return "\n".join(
-        [
-            f"Home Assistant delivery ({report['profiles']} profiles, dashboard channel{started})",
-            f"burst: {b['sessions']} prompts in {b['seconds']:.2f} s = {b['prompts_per_s']:.1f}"
-            f" prompts/s ({b['ha_calls_per_s']:.1f} Home Assistant calls/s)",
-            f"bare (the same calls from one client, no daemon): {bare['prompts_per_s']:.1f}"
-            f" prompts/s ({bare['calls_per_s']:.1f} calls/s); needlecare / bare:"
-            f" {report['throughput_ratio']:.0%}",
-            table(headers, rows),
-        ]
-    )
+    return "\n".join([
+        f"Home Assistant delivery ({report['profiles']} profiles, dashboard channel{started})",
+        f"burst: {b['sessions']} prompts in {b['seconds']:.2f} s = {b['prompts_per_s']:.1f}"
+        f" prompts/s ({b['ha_calls_per_s']:.1f} Home Assistant calls/s)",
+        f"bare (the same calls from one client, no daemon): {bare['prompts_per_s']:.1f}"
+        f" prompts/s ({bare['calls_per_s']:.1f} calls/s); needlecare / bare:"
+        f" {report['throughput_ratio']:.0%}",
+        table(PCT_HEADERS, [pct_row(label, figures) for label, figures in rows]),
+    ])  # fmt: skip
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = bench_parser(
-        "bench.ha_delivery", __doc__, out=DEFAULT_OUT, workdir_help="keep HA, store and logs here"
-    )
-    parser.add_argument("--burst", type=int, default=DEFAULT_BURST)
-    parser.add_argument("--sequential", type=int, default=DEFAULT_SEQUENTIAL)
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run, print, write the JSON; exit 1 if the daemon did not stop cleanly."""
-    args = parse_args(argv)
-    if args.burst < 1 or args.sequential < 1:
-        raise SystemExit("--burst and --sequential must be positive")
-    report = run(burst=args.burst, sequential=args.sequential, workdir=args.workdir)
-    finish(report, args.out, render)
-    return 0 if report["exit_code"] == 0 else 1
-
+BENCH = Bench(
+    "ha_delivery",
+    __doc__,
+    run_measured,
+    render,
+    ok=lambda r: r["exit_code"] == 0,
+    options={
+        "--burst": (int, 200, "sessions ended at once"),
+        "--sequential": (int, 50, "sessions one at a time"),
+    },
+)
+main = BENCH.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

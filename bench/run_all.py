@@ -91,10 +91,8 @@ def plan(*, quick: bool, out_dir: Path) -> list[Bench]:
         ),
         Bench(
             "ha_delivery",
-            lambda work: ha_delivery.run(
-                burst=20 if quick else ha_delivery.DEFAULT_BURST,
-                sequential=10 if quick else ha_delivery.DEFAULT_SEQUENTIAL,
-                workdir=work,
+            lambda work: ha_delivery.BENCH.report(
+                ["--burst", "20", "--sequential", "10"] if quick else [], work
             ),
             ha_delivery.render,
             lambda r: r["exit_code"] == 0,
