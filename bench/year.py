@@ -26,6 +26,7 @@ Home Assistant was down delivered after, none left waiting.
 """
 
 import json
+import logging
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.proc import write_bytes
-from bench.harness.report import Bench, fmt, now, progress, table, verdict
+from bench.harness.report import Bench, fmt, load_average, now, progress, quiet_logs, table, verdict
 
 START = datetime(2027, 1, 4, tzinfo=UTC)  # a Monday
 BEAT, HOLD, WEEK = timedelta(seconds=30), timedelta(seconds=120), timedelta(days=7)
@@ -238,12 +239,7 @@ class Household:
 
 
 def run(args: Any, work: Path) -> dict[str, Any]:
-    import logging  # noqa: PLC0415
-
-    import structlog  # noqa: PLC0415
-
-    # 100 dead letters a day, each a warning, and Home Assistant's retries: only errors here.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    quiet_logs(logging.ERROR)  # 100 dead letters a day, each a warning, and HA's retries
     days, measure_days = args.days, max(1, min(args.measure_days, args.days))
     home = Household(work / "needlecare.db")
     started, per_day, yearly = now(), [], []
@@ -285,7 +281,7 @@ def run(args: Any, work: Path) -> dict[str, Any]:
             "size": {"met": last["bytes"] <= SIZE_TARGET, "target": "<= 20 MiB"},
             "once": {"met": once, "target": "each item sent once, the queued after, none left"},
         },
-        "load_average": __import__("os").getloadavg()[0],
+        "load_average": load_average(),
     }
 
 

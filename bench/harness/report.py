@@ -9,6 +9,7 @@ event, never a missed performance target). Times that cross processes are
 import argparse
 import hashlib
 import json
+import logging
 import os
 import platform
 import sqlite3
@@ -45,6 +46,13 @@ def now() -> float:
 
 def progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def quiet_logs(level: int = logging.WARNING) -> None:
+    """Only warnings from a store or core run in this process (seeding logs its migrations)."""
+    import structlog  # noqa: PLC0415 - only when a bench runs
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
 
 
 def load_average() -> float:
@@ -202,6 +210,7 @@ class Bench:
 
     def measure(self, args: argparse.Namespace, workdir: Path | None = None) -> Report:
         """Run once: the figures, with when, where and on what they were taken."""
+        quiet_logs()
         started_at, before, load = wall_clock(), source_state(), load_average()
         with workspace(workdir, f"bench-{self.name}-") as work:
             figures = self.run(args, work)
