@@ -1,9 +1,11 @@
 """Loading the configuration: built-in defaults < YAML file < ``NEEDLECARE_*`` environment.
 
 pydantic-settings turns the environment into nested data (``__`` nesting, JSON for
-sections and lists, case-insensitive names); this module reads the file, lays the
-environment over it key by key, validates once, and turns pydantic's errors into
-:class:`ConfigProblem` values that name the layer each bad value came from.
+sections and lists, case-insensitive names; :mod:`needlecare.config.environment`,
+loaded only when a ``NEEDLECARE_*`` variable is set); this module reads the file,
+lays the environment over it key by key, validates once, and turns pydantic's
+errors into :class:`ConfigProblem` values that name the layer each bad value came
+from.
 """
 
 import difflib
@@ -19,7 +21,6 @@ from typing import Any, Final
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import ErrorDetails
-from pydantic_settings import EnvSettingsSource, SettingsError
 
 from needlecare.config.errors import (
     FILE_PROBLEM_PATH,
@@ -127,18 +128,6 @@ class _Layers:
         return "default"
 
 
-class _EnvironSource(EnvSettingsSource):
-    """pydantic-settings' environment source, reading a given mapping, not os.environ."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ  # read by the base __init__, via _load_env_vars
-        super().__init__(NeedlecareConfig)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        # The model is case-insensitive; the base class lower-cases names the same way.
-        return {name.lower(): value for name, value in self._environ.items()}
-
-
 def _path_from_environment(environ: Mapping[str, str]) -> Path | None:
     value = environ.get(CONFIG_PATH_VARIABLE)
     return Path(value) if value else None
@@ -193,24 +182,20 @@ def _variable_paths(environ: Mapping[str, str]) -> dict[DataPath, str]:
 
 
 def _environment_data(environ: Mapping[str, str], layers: _Layers) -> dict[str, Any]:
+    if not layers.variables:
+        return {}  # nothing to parse: pydantic-settings stays unimported
+    from needlecare.config import environment  # noqa: PLC0415 - costly, rarely needed
+
     try:
-        return _EnvironSource(environ)()
-    except SettingsError:
+        return environment.environment_data(environ)
+    except environment.UnparsableEnvironmentError:
         # The error names only the section; find the variables at fault one by one.
         problems = [
             _unparsable_variable(name, value)
             for name, value in sorted(environ.items())
-            if _is_ours(name) and not _parses(name, value)
+            if _is_ours(name) and not environment.parses(name, value)
         ]
         raise ConfigError(problems, file=layers.file) from None
-
-
-def _parses(name: str, value: str) -> bool:
-    try:
-        _EnvironSource({name: value})()
-    except SettingsError:
-        return False
-    return True
 
 
 def _unparsable_variable(name: str, value: str) -> ConfigProblem:

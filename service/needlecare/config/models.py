@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from needlecare.config._types import (
     ClientId,
@@ -413,15 +412,14 @@ class WebConfig(BaseModel):
         return self
 
 
-class NeedlecareConfig(BaseSettings):
-    """The whole configuration; an empty file gives a working local setup."""
+class NeedlecareConfig(BaseModel):
+    """The whole configuration; an empty file gives a working local setup.
 
-    model_config = SettingsConfigDict(
-        extra="forbid",
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter=ENV_NESTED_DELIMITER,
-        case_sensitive=False,
-    )
+    A plain model: building one never reads the environment. ``load_config`` lays
+    the ``NEEDLECARE_*`` variables over the file (needlecare.config.environment).
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="The MQTT broker.")
     store: StoreConfig = Field(default_factory=StoreConfig, description="The SQLite store.")
@@ -452,19 +450,6 @@ class NeedlecareConfig(BaseSettings):
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
     web: WebConfig = Field(default_factory=WebConfig, description="The web app and JSON API.")
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_config layers file and environment itself, from an environment it is
-        # handed; building the model must not read os.environ behind its back.
-        return (init_settings,)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
