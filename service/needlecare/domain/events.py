@@ -30,8 +30,13 @@ Setting = Literal["home", "professional"]
 NeedleDepth = Annotated[float, Field(ge=0.1, le=3.0, description="Needle depth in mm.")]
 
 
+# Built on first use (defer_build), not at import: the daemon's start path imports
+# these models before it needs them (docs/PERFORMANCE.md, Start).
+_DEFERRED = ConfigDict(defer_build=True)
+
+
 class _Payload(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, defer_build=True)
 
     timestamp: AwareDatetime | None = Field(
         default=None, description="RFC 3339 with offset; the receipt time when absent."
@@ -201,9 +206,15 @@ Command = Annotated[
     Field(discriminator="action"),
 ]
 
-DEVICE_EVENTS: TypeAdapter[DeviceEvent] = TypeAdapter(DeviceEvent)
-MIRROR_EVENTS: TypeAdapter[MirrorEvent] = TypeAdapter(MirrorEvent)
-COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
+DEVICE_EVENTS: TypeAdapter[DeviceEvent] = TypeAdapter(DeviceEvent, config=_DEFERRED)
+MIRROR_EVENTS: TypeAdapter[MirrorEvent] = TypeAdapter(MirrorEvent, config=_DEFERRED)
+COMMANDS: TypeAdapter[Command] = TypeAdapter(Command, config=_DEFERRED)
+
+
+def build_adapters() -> None:
+    """Build the three validators now rather than on their first payload."""
+    for adapter in (DEVICE_EVENTS, MIRROR_EVENTS, COMMANDS):
+        adapter.rebuild()
 
 
 def describe_validation_error(error: ValidationError, *, limit: int = 5) -> str:

@@ -10,6 +10,7 @@ to a voice is in :mod:`needlecare.i18n.spoken`.
 """
 
 from datetime import time, timedelta
+from functools import cache
 from types import MappingProxyType
 from typing import Final
 
@@ -67,140 +68,150 @@ DEFAULT_INGREDIENTS: Final = MappingProxyType(
 )
 
 
-_PLAN: Final[tuple[Step, ...]] = (
-    Step(
-        kind="soothe",
-        offset=timedelta(0),
-        title=N_("Soothe your skin"),
-        message=N_(
-            "Your skin is sensitive now. Apply a soothing serum or cream to calm it "
-            "and lock in moisture."
+def _plan() -> tuple[Step, ...]:
+    return (
+        Step(
+            kind="soothe",
+            offset=timedelta(0),
+            title=N_("Soothe your skin"),
+            message=N_(
+                "Your skin is sensitive now. Apply a soothing serum or cream to calm it "
+                "and lock in moisture."
+            ),
+            severity=WARNING,
+            channels=(MIRROR, DASHBOARD),
+            needs_ack=True,
+            escalation=(
+                Escalation(after=timedelta(minutes=30), channels=(VOICE,)),
+                Escalation(after=timedelta(hours=2), channels=(MOBILE,)),
+            ),
+            source=_SOOTHE,
         ),
-        severity=WARNING,
-        channels=(MIRROR, DASHBOARD),
-        needs_ack=True,
-        escalation=(
-            Escalation(after=timedelta(minutes=30), channels=(VOICE,)),
-            Escalation(after=timedelta(hours=2), channels=(MOBILE,)),
+        Step(
+            kind="serum_window",
+            offset=timedelta(minutes=30),
+            title=N_("Serum time"),
+            message=N_(
+                "Your skin absorbs products better right now: hyaluronic acid, peptides "
+                "and antioxidants work well."
+            ),
+            channels=(MIRROR, DASHBOARD),
+            expires_after=timedelta(hours=2),
+            source=_ABSORB,
         ),
-        source=_SOOTHE,
-    ),
-    Step(
-        kind="serum_window",
-        offset=timedelta(minutes=30),
-        title=N_("Serum time"),
-        message=N_(
-            "Your skin absorbs products better right now: hyaluronic acid, peptides "
-            "and antioxidants work well."
+        Step(
+            kind="actives_pause",
+            offset=timedelta(0),
+            title=N_("Pause actives"),
+            message=N_("No retinoids or exfoliants until {until}."),
+            channels=(MIRROR, DASHBOARD),
+            expires_after=timedelta(hours=12),
+            source=_ACTIVES,
         ),
-        channels=(MIRROR, DASHBOARD),
-        expires_after=timedelta(hours=2),
-        source=_ABSORB,
-    ),
-    Step(
-        kind="actives_pause",
-        offset=timedelta(0),
-        title=N_("Pause actives"),
-        message=N_("No retinoids or exfoliants until {until}."),
-        channels=(MIRROR, DASHBOARD),
-        expires_after=timedelta(hours=12),
-        source=_ACTIVES,
-    ),
-    Step(
-        kind="actives_resume",
-        title=N_("Actives allowed again"),
-        message=N_("The pause is over: retinoids and exfoliants are fine again."),
-        channels=(MIRROR, DASHBOARD),
-        expires_after=timedelta(hours=12),
-        source=_ACTIVES,
-    ),
-    Step(
-        kind="window_open",
-        day=28,
-        at=EVENING,
-        title=N_("Next session window open"),
-        message=N_(
-            "Your next session is due between {window_start} and {window_end}. "
-            "Start with skin that is clean and free of makeup."
+        Step(
+            kind="actives_resume",
+            title=N_("Actives allowed again"),
+            message=N_("The pause is over: retinoids and exfoliants are fine again."),
+            channels=(MIRROR, DASHBOARD),
+            expires_after=timedelta(hours=12),
+            source=_ACTIVES,
         ),
-        channels=(MIRROR, DASHBOARD, MOBILE),
-        source=f"{_REPEAT}; {_CLEAN}",
-    ),
-    Step(
-        kind="overdue",
-        day=42,
-        at=EVENING,
-        title=N_("Session overdue"),
-        message=N_("The 4-6 week window closed on {window_end}. Plan your next session."),
-        severity=WARNING,
-        channels=(MIRROR, DASHBOARD, MOBILE),
-        source=_REPEAT,
-    ),
-)
+        Step(
+            kind="window_open",
+            day=28,
+            at=EVENING,
+            title=N_("Next session window open"),
+            message=N_(
+                "Your next session is due between {window_start} and {window_end}. "
+                "Start with skin that is clean and free of makeup."
+            ),
+            channels=(MIRROR, DASHBOARD, MOBILE),
+            source=f"{_REPEAT}; {_CLEAN}",
+        ),
+        Step(
+            kind="overdue",
+            day=42,
+            at=EVENING,
+            title=N_("Session overdue"),
+            message=N_("The 4-6 week window closed on {window_end}. Plan your next session."),
+            severity=WARNING,
+            channels=(MIRROR, DASHBOARD, MOBILE),
+            source=_REPEAT,
+        ),
+    )
 
 
-_GUARDS: Final[tuple[Step, ...]] = (
-    Step(
-        kind="too_soon",
-        title=N_("Too soon for another session"),
-        message=N_("Your skin is still recovering; the next session window opens {window_start}."),
-        severity=WARNING,
-        channels=(MIRROR, VOICE),
-        expires_after=timedelta(hours=2),
-        source=_REPEAT,
-    ),
-    Step(
-        kind="depth_limit",
-        title=N_("Needle depth above the device limit"),
-        message=N_(
-            "{depth} mm is deeper than this device allows ({limit} mm). Follow the "
-            "manufacturer's instructions."
+def _guards() -> tuple[Step, ...]:
+    return (
+        Step(
+            kind="too_soon",
+            title=N_("Too soon for another session"),
+            message=N_(
+                "Your skin is still recovering; the next session window opens {window_start}."
+            ),
+            severity=WARNING,
+            channels=(MIRROR, VOICE),
+            expires_after=timedelta(hours=2),
+            source=_REPEAT,
         ),
-        severity=WARNING,
-        channels=(MIRROR, VOICE),
-        expires_after=timedelta(hours=2),
-        source=_DEVICE,
-    ),
-    Step(
-        kind="restricted_product",
-        title=N_("Avoid {product} for now"),
-        message=N_("{product} contains {ingredients}; avoid them until {until}."),
-        severity=WARNING,
-        channels=(MIRROR, DASHBOARD, VOICE),
-        expires_after=timedelta(hours=4),
-        source=_ACTIVES,
-    ),
-    Step(
-        kind="redness_advice",
-        title=N_("Skin still red"),
-        message=N_(
-            "Redness is still {redness}/100 on day {day}. Keep soothing and "
-            "moisturising; if it persists, ask a professional."
+        Step(
+            kind="depth_limit",
+            title=N_("Needle depth above the device limit"),
+            message=N_(
+                "{depth} mm is deeper than this device allows ({limit} mm). Follow the "
+                "manufacturer's instructions."
+            ),
+            severity=WARNING,
+            channels=(MIRROR, VOICE),
+            expires_after=timedelta(hours=2),
+            source=_DEVICE,
         ),
-        channels=(MIRROR, DASHBOARD),
-        expires_after=timedelta(hours=12),
-        source=_SOOTHE,
-    ),
-    Step(
-        kind="cleanse_first",
-        title=N_("Cleanse first"),
-        message=N_("Start with skin that is clean and free of makeup."),
-        channels=(MIRROR,),
-        expires_after=timedelta(minutes=30),
-        source=_CLEAN,
-    ),
-    Step(
-        kind="missed_summary",
-        title=N_("Missed reminders"),
-        message=N_("{missed}"),
-        channels=(MIRROR, DASHBOARD),
-        expires_after=timedelta(hours=12),
-        source="reminders due while the daemon was down are delivered late or summarised once",
-    ),
-)
+        Step(
+            kind="restricted_product",
+            title=N_("Avoid {product} for now"),
+            message=N_("{product} contains {ingredients}; avoid them until {until}."),
+            severity=WARNING,
+            channels=(MIRROR, DASHBOARD, VOICE),
+            expires_after=timedelta(hours=4),
+            source=_ACTIVES,
+        ),
+        Step(
+            kind="redness_advice",
+            title=N_("Skin still red"),
+            message=N_(
+                "Redness is still {redness}/100 on day {day}. Keep soothing and "
+                "moisturising; if it persists, ask a professional."
+            ),
+            channels=(MIRROR, DASHBOARD),
+            expires_after=timedelta(hours=12),
+            source=_SOOTHE,
+        ),
+        Step(
+            kind="cleanse_first",
+            title=N_("Cleanse first"),
+            message=N_("Start with skin that is clean and free of makeup."),
+            channels=(MIRROR,),
+            expires_after=timedelta(minutes=30),
+            source=_CLEAN,
+        ),
+        Step(
+            kind="missed_summary",
+            title=N_("Missed reminders"),
+            message=N_("{missed}"),
+            channels=(MIRROR, DASHBOARD),
+            expires_after=timedelta(hours=12),
+            source="reminders due while the daemon was down are delivered late or summarised once",
+        ),
+    )
 
 
 def default_steps() -> dict[str, Step]:
     """Every step of the default protocol, by name, plan steps first."""
-    steps = (*_PLAN, *_GUARDS)
-    return {step.kind: step for step in steps}
+    return {step.kind: step for step in _built()}
+
+
+@cache
+def _built() -> tuple[Step, ...]:
+    # Validated on first use, not at import: the config imports the protocol's
+    # types at every start, long before a plan is made (docs/PERFORMANCE.md, Start).
+    return (*_plan(), *_guards())

@@ -8,11 +8,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from needlecare.domain.localtime import QuietWindow, quiet_hours_end
-from needlecare.domain.planning import PlannedReminder
 from needlecare.domain.protocol import Channel, Escalation, Severity
+
+if TYPE_CHECKING:
+    # Only a type here: the store reads and writes reminders without loading planning
+    # (and the translations it pulls in) before the daemon is online.
+    from needlecare.domain.planning import PlannedReminder
 
 
 class ReminderStatus(StrEnum):
@@ -73,7 +78,7 @@ class Timing:
     grace: timedelta = timedelta(hours=12)
 
 
-def from_plan(planned: PlannedReminder, now: datetime) -> Reminder:
+def from_plan(planned: "PlannedReminder", now: datetime) -> Reminder:
     """A new pending reminder from a planned one."""
     return Reminder(
         id=planned.id,
@@ -95,7 +100,7 @@ def from_plan(planned: PlannedReminder, now: datetime) -> Reminder:
     )
 
 
-def replanned(current: Reminder, planned: PlannedReminder) -> Reminder | None:
+def replanned(current: Reminder, planned: "PlannedReminder") -> Reminder | None:
     """The updated reminder when a plan is recomputed, or None to leave it alone.
 
     Only reminders still waiting for their first delivery follow the new plan;
@@ -187,7 +192,7 @@ def back_in_plan(reminder: Reminder) -> bool:
     return reminder.status is ReminderStatus.CANCELLED or never_shown
 
 
-def restored(cancelled: Reminder, planned: PlannedReminder, now: datetime) -> Reminder:
+def restored(cancelled: Reminder, planned: "PlannedReminder", now: datetime) -> Reminder:
     """A cancelled plan step back in the plan (the session that superseded it was voided).
 
     One never shown starts afresh; one shown before keeps its rounds and is shown
@@ -199,7 +204,7 @@ def restored(cancelled: Reminder, planned: PlannedReminder, now: datetime) -> Re
     return replace(cancelled, status=ReminderStatus.SNOOZED, next_check_at=None)
 
 
-def passed(planned: PlannedReminder, now: datetime) -> Reminder:
+def passed(planned: "PlannedReminder", now: datetime) -> Reminder:
     """A step already past when its session was recorded: missed, never announced."""
     return replace(from_plan(planned, now), status=ReminderStatus.MISSED)
 

@@ -12,9 +12,6 @@ from io import BytesIO
 from pathlib import Path
 from typing import Final
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-
 from needlecare.i18n.languages import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
 
 DOMAIN: Final = "needlecare"
@@ -44,6 +41,10 @@ def catalog(language: str) -> gettext.NullTranslations:
 
 def compile_po(po: Path) -> bytes:
     """The ``.mo`` bytes of one ``.po`` file; fuzzy entries are left out, as msgfmt does."""
+    # Only an editable install gets here, once per language in use: not at every import.
+    from babel.messages.mofile import write_mo  # noqa: PLC0415
+    from babel.messages.pofile import read_po  # noqa: PLC0415
+
     with po.open("rb") as source:
         parsed = read_po(source, domain=DOMAIN)
     compiled = BytesIO()

@@ -1,20 +1,23 @@
-"""One language's words and formats: gettext with named placeholders, Babel's dates and lists."""
+"""One language's words and formats: gettext with named placeholders, Babel's dates and lists.
+
+Babel is imported on the first formatted date, list or number, not with this module:
+the config and the protocol import the language types at every start, and the
+daemon says ``online`` before it formats anything (docs/PERFORMANCE.md, Start).
+"""
 
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo
-
-from babel import Locale
-from babel.dates import format_date, format_skeleton, format_time, format_timedelta
-from babel.lists import format_list
-from babel.numbers import format_decimal
 
 from needlecare.i18n.catalogs import catalog
 from needlecare.i18n.languages import DEFAULT_LANGUAGE, FORMAT_LOCALES, Language
+
+if TYPE_CHECKING:
+    from babel import Locale
 
 _PLACEHOLDER: Final = re.compile(r"\{([a-z_]+)\}")
 INGREDIENT_CONTEXT: Final = "ingredient class"
@@ -55,7 +58,7 @@ class Translator:
     language: Language
 
     @property
-    def locale(self) -> Locale:
+    def locale(self) -> "Locale":
         """The Babel locale whose conventions format dates, lists and numbers."""
         return _locale(FORMAT_LOCALES[self.language])
 
@@ -99,43 +102,61 @@ class Translator:
 
     def join(self, items: Iterable[str]) -> str:
         """Items joined the locale's way: "a, b and c", "a, b und c", "a, b et c"."""
+        from babel.lists import format_list  # noqa: PLC0415 - Babel loads on first use
+
         words = list(items)
         return format_list(words, locale=self.locale) if words else ""
 
     def when(self, moment: datetime, zone: ZoneInfo) -> str:
         """A moment as a mirror shows it, in ``zone``: "Sun 8 Mar, 20:15", "So., 8. März, 20:15"."""
+        from babel.dates import format_skeleton  # noqa: PLC0415 - Babel loads on first use
+
         local = moment.astimezone(zone)
         day = format_skeleton("MMMEd", local, tzinfo=zone, locale=self.locale)
         return self._date_time(day, self.time(local, zone), "short")
 
     def when_spoken(self, moment: datetime, zone: ZoneInfo) -> str:
         """A moment written out for a voice: full weekday and month, no abbreviation."""
+        from babel.dates import format_date  # noqa: PLC0415 - Babel loads on first use
+
         local = moment.astimezone(zone)
         day = format_date(local, "full", locale=self.locale)
         return self._date_time(day, self.time(local, zone), "full")
 
     def day(self, moment: datetime, zone: ZoneInfo) -> str:
         """The local date of ``moment``: "8 Mar 2026", "08.03.2026"."""
+        from babel.dates import format_date  # noqa: PLC0415 - Babel loads on first use
+
         return format_date(moment.astimezone(zone), "medium", locale=self.locale)
 
     def weekday(self, moment: datetime, zone: ZoneInfo) -> str:
         """The local weekday's full name: "Sunday", "Sonntag"."""
+        from babel.dates import format_date  # noqa: PLC0415 - Babel loads on first use
+
         return format_date(moment.astimezone(zone), "EEEE", locale=self.locale)
 
     def time(self, moment: datetime, zone: ZoneInfo) -> str:
         """The local wall-clock time: "20:15"."""
+        from babel.dates import format_time  # noqa: PLC0415 - Babel loads on first use
+
         return format_time(moment.astimezone(zone), "short", tzinfo=zone, locale=self.locale)
 
     def relative(self, delta: timedelta) -> str:
         """A span from now: "in 3 days", "vor 2 Stunden"."""
+        from babel.dates import format_timedelta  # noqa: PLC0415 - Babel loads on first use
+
         return format_timedelta(delta, add_direction=True, locale=self.locale)
 
     def duration(self, delta: timedelta) -> str:
         """A length of time: "3 days", "72 Stunden" at the largest whole unit."""
+        from babel.dates import format_timedelta  # noqa: PLC0415 - Babel loads on first use
+
         return format_timedelta(delta, threshold=1, locale=self.locale)
 
     def number(self, value: float) -> str:
         """A decimal number with the locale's separator: "1.5", "1,5"."""
+        from babel.numbers import format_decimal  # noqa: PLC0415 - Babel loads on first use
+
         return format_decimal(value, locale=self.locale)
 
     def _date_time(self, day: str, time: str, width: str) -> str:
@@ -144,8 +165,10 @@ class Translator:
 
 
 @cache
-def _locale(name: str) -> Locale:
+def _locale(name: str) -> "Locale":
     # Parsed once: Babel's formatters take the Locale object as it is.
+    from babel import Locale  # noqa: PLC0415 - Babel loads on first use
+
     return Locale.parse(name)
 
 
