@@ -1,33 +1,63 @@
-"""``needlecare``: run the daemon and inspect or feed its journal."""
+"""``needlecare``: run the daemon and inspect or feed its journal.
 
-import json
+Only ``run`` and ``check-config`` live here. Every other command is imported from
+its module when it is invoked (or listed by ``--help``), so ``needlecare run``
+loads none of their output formatting, store readers or reports before the
+daemon says ``online`` (docs/PERFORMANCE.md, Start).
+"""
+
+import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Final
 
 import click
 
-from needlecare.cli import output
-from needlecare.cli.common import (
-    check_profile,
-    config_option,
-    config_warnings,
-    display_zone,
-    json_option,
-    load_or_exit,
-    local_time,
-    reader,
-)
-from needlecare.cli.reminder_commands import REMINDER_COMMANDS
-from needlecare.cli.report_command import report_command
-from needlecare.cli.session_commands import SESSION_COMMANDS
-from needlecare.cli.store_commands import STORE_COMMANDS
-from needlecare.domain.events import json_schemas
+from needlecare.cli.common import config_option, config_warnings, load_or_exit
+
+# Command name -> "module:attribute" under needlecare.cli.
+LAZY_COMMANDS: Final = {
+    "ack": "reminder_commands:ack",
+    "backup": "store_commands:backup_command",
+    "calendar": "reminder_commands:calendar",
+    "config-reference": "doc_commands:config_reference_command",
+    "dead-letters": "journal_commands:dead_letters",
+    "export": "journal_commands:export",
+    "log-session": "session_commands:log_session",
+    "outbox": "reminder_commands:outbox",
+    "protocol": "doc_commands:protocol",
+    "reminders": "reminder_commands:reminders",
+    "report": "report_command:report_command",
+    "restore": "store_commands:restore_command",
+    "schema": "doc_commands:schema",
+    "sessions": "journal_commands:sessions",
+    "simulate": "journal_commands:simulate",
+    "snooze": "reminder_commands:snooze",
+    "status": "reminder_commands:status",
+    "void-session": "session_commands:void_session",
+}
 
 
 class _Commands(click.Group):
-    """Lists each command with its whole first paragraph, wrapped, never cut off with '...'."""
+    """Loads each command on first use; lists each with its whole first paragraph.
+
+    Help text is wrapped, never cut off with '...'.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            loaded = getattr(importlib.import_module(f"needlecare.cli.{module}"), attribute)
+            if not isinstance(loaded, click.Command):
+                msg = f"needlecare.cli.{module}.{attribute} is not a command"
+                raise TypeError(msg)
+            command = loaded
+            self.add_command(command, cmd_name)
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
@@ -74,193 +104,10 @@ def check_config(config_path: Path | None) -> None:
 )
 def run(config_path: Path | None, broker: bool) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
+    config = load_or_exit(config_path)
     from needlecare.app.run import run_daemon  # noqa: PLC0415 - keeps other commands light
 
-    config = load_or_exit(config_path)
     sys.exit(run_daemon(config, with_broker=broker))
-
-
-@cli.command()
-@config_option
-def schema(config_path: Path | None) -> None:
-    """Print the JSON Schema of every inbound payload (device, mirror, command).
-
-    The schemas do not depend on the configuration; -c is accepted like
-    everywhere else, and a config given is checked.
-    """
-    if config_path is not None:
-        load_or_exit(config_path)
-    click.echo(json.dumps(json_schemas(), indent=2))
-
-
-@cli.command("config-reference")
-@config_option
-def config_reference_command(config_path: Path | None) -> None:
-    """Print every configuration key with its type, default and meaning (Markdown).
-
-    The reference does not depend on the configuration; -c is accepted like
-    everywhere else, and a config given is checked.
-    """
-    from needlecare.cli.config_doc import config_reference  # noqa: PLC0415
-
-    if config_path is not None:
-        load_or_exit(config_path)
-
-    click.echo(config_reference(), nl=False)
-
-
-@cli.command()
-@config_option
-def protocol(config_path: Path | None) -> None:
-    """Print the effective care protocol (defaults plus the config's changes) as Markdown."""
-    from needlecare.cli.protocol_doc import protocol_markdown  # noqa: PLC0415
-    from needlecare.domain.protocol import build_protocols  # noqa: PLC0415
-    from needlecare.domain.protocol_defaults import NOT_MEDICAL_ADVICE  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    built = build_protocols(config.protocol)
-    click.echo(NOT_MEDICAL_ADVICE + "\n")
-    click.echo(protocol_markdown(built["home"], title="Home sessions"))
-    click.echo(protocol_markdown(built["professional"], title="Professional sessions"), nl=False)
-
-
-@cli.command()
-@config_option
-@click.option("--profile", default=None, help="Only this profile's sessions.")
-@json_option
-def sessions(config_path: Path | None, profile: str | None, as_json: bool) -> None:
-    """List recorded sessions.
-
-    Times are shown in the profile's zone; --json gives RFC 3339 in UTC.
-    """
-    config = load_or_exit(config_path)
-    check_profile(config, profile)
-    found = reader(config).sessions(profile)
-    if as_json:
-        click.echo(output.to_json(output.session_row(s) for s in found))
-        return
-    rows = [
-        (
-            s.id,
-            s.profile,
-            s.device_id or s.source,
-            s.setting,
-            local_time(config, s.profile, s.started_at),
-            local_time(config, s.profile, s.ended_at),
-            s.status.value,
-            s.needle_depth_mm,
-        )
-        for s in found
-    ]
-    headers = ("id", "profile", "device", "setting", "started", "ended", "status", "depth mm")
-    click.echo(output.table(headers, rows))
-
-
-@cli.command("dead-letters")
-@config_option
-@json_option
-def dead_letters(config_path: Path | None, as_json: bool) -> None:
-    """List rejected inbound messages with the reasons."""
-    config = load_or_exit(config_path)
-    store = reader(config)
-    letters = store.dead_letters()
-    dropped = store.retention.dropped_dead_letters()
-    if as_json:
-        click.echo(output.to_json(output.dead_letter_row(d) for d in letters))
-        return
-    rows = [
-        (
-            d.id,
-            d.received_at.astimezone(display_zone(config)),
-            output.printable(d.topic, 48),
-            d.reason,
-            output.printable(d.payload_excerpt, 40),
-        )
-        for d in letters
-    ]
-    click.echo(output.table(("id", "received", "topic", "reason", "payload"), rows))
-    if dropped:
-        limit = config.retention.dead_letters_max
-        click.echo(f"{dropped} older dead letter(s) dropped (retention keeps the newest {limit})")
-
-
-EXPORT_TABLES = ("sessions", "skin_checks", "products", "reminders")
-
-
-@cli.command()
-@config_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["json", "csv"]),
-    default="json",
-    show_default=True,
-    help="json: one object (a list with --table); csv: one table.",
-)
-@click.option(
-    "--table",
-    type=click.Choice(EXPORT_TABLES),
-    default=None,
-    help="One table only (csv exports one table; default sessions).",
-)
-@click.option(
-    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File to write."
-)
-def export(config_path: Path | None, fmt: str, table: str | None, out: Path | None) -> None:
-    """Export sessions, skin checks, products applied and reminders as JSON or CSV.
-
-    JSON without --table is one object with a list per table; with --table, a list.
-    CSV is one table (default sessions) with plain cells: lists joined with "; ",
-    booleans true/false, times RFC 3339 with their offset.
-    """
-    config = load_or_exit(config_path)
-    store = reader(config)
-    wanted = (table,) if table else EXPORT_TABLES
-    sources: dict[str, Callable[[], list[dict[str, Any]]]] = {
-        "sessions": lambda: [
-            output.session_row(s) for s in output.progress(store.sessions(), "sessions")
-        ],
-        "skin_checks": lambda: [
-            output.record(c) for c in output.progress(store.skin_checks(), "skin checks")
-        ],
-        "products": lambda: [
-            output.record(p) for p in output.progress(store.products(), "products")
-        ],
-        "reminders": lambda: [
-            output.reminder_row(r)
-            for r in output.progress(store.reminders.listing(None, None), "reminders")
-        ],
-    }
-    data = {name: sources[name]() for name in wanted}
-    if fmt == "csv":
-        text = output.to_csv(data[table or "sessions"])
-    else:
-        text = json.dumps(data[table] if table else data, indent=2, ensure_ascii=False)
-    if out is None:
-        click.echo(text)
-    else:
-        out.write_text(text + "\n", encoding="utf-8")
-        click.echo(f"wrote {out}", err=True)
-
-
-@cli.command()
-@config_option
-@click.option("--device", default=None, help="Device id (default: the first configured).")
-@click.option("--mirror", default=None, help="Mirror id (default: the first configured).")
-@click.option("--pace", type=float, default=1.0, show_default=True, help="Seconds between events.")
-@click.option("--depth", type=float, default=0.5, show_default=True, help="Needle depth in mm.")
-def simulate(
-    config_path: Path | None, device: str | None, mirror: str | None, pace: float, depth: float
-) -> None:
-    """Publish a realistic session (device and mirror events) to the broker."""
-    from needlecare.cli.simulate import simulate_session  # noqa: PLC0415
-
-    config = load_or_exit(config_path)
-    sys.exit(simulate_session(config, device=device, mirror=mirror, pace=pace, depth=depth))
-
-
-for command in (*REMINDER_COMMANDS, *SESSION_COMMANDS, *STORE_COMMANDS, report_command):
-    cli.add_command(command)
 
 
 def main() -> None:
