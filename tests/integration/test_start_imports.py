@@ -1,14 +1,18 @@
-"""The daemon's start path imports only the stacks its configuration enables.
+"""The daemon's start path imports only what the way to ``online`` needs.
 
-``needlecare run`` runs in a subprocess of its own; a thread in that process waits
-for the daemon's retained ``online`` and then writes the process's ``sys.modules``.
-Home Assistant's client, the web stack and the report's plotting cost hundreds of
-milliseconds and megabytes at start (docs/PERFORMANCE.md, fast start).
+``needlecare run`` runs in a subprocess of its own with a probe around it, which
+writes the process's ``sys.modules`` three times: when the daemon starts its MQTT
+connection (everything imported before that lies on the way to the retained
+``online``), when the probe receives the retained ``online``, and when the process
+exits after a SIGTERM (everything the run ever loaded). The core loop's modules load
+while the connection comes up; Home Assistant's client, the web stack and the
+report's plotting only when enabled (docs/PERFORMANCE.md, Start).
 """
 
 # Asserts are written `expected == actual` (STYLE.md), which SIM300 calls Yoda conditions.
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -24,9 +28,16 @@ from support.daemon import BASE_CONFIG, deep_merge
 pytestmark = pytest.mark.integration
 
 PROBE = """
-import json, os, signal, sys, threading
+import atexit, json, os, signal, sys, threading
 
 config_path, out, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+seen = {}
+
+
+def snapshot(name):
+    seen[name] = sorted(sys.modules)
+    with open(out, "w", encoding="utf-8") as handle:
+        json.dump(seen, handle)
 
 
 def watch():
@@ -37,8 +48,7 @@ def watch():
 
     def on_message(_client, _userdata, message):
         if message.payload == b"online":
-            with open(out, "w", encoding="utf-8") as handle:
-                json.dump(sorted(sys.modules), handle)
+            snapshot("online")
             os.kill(os.getpid(), signal.SIGTERM)
 
     client.on_connect = lambda c, *a: c.subscribe("needlecare/status", 1)
@@ -48,6 +58,21 @@ def watch():
 
 
 threading.Thread(target=watch, daemon=True).start()
+atexit.register(snapshot, "exit")
+
+# The daemon's own connection: note what is loaded at the moment it starts.
+from needlecare_integrations.mqtt import client as daemon_mqtt
+
+start = daemon_mqtt.MqttClient.start
+
+
+def noted_start(self):
+    snapshot("connecting")
+    start(self)
+
+
+daemon_mqtt.MqttClient.start = noted_start
+
 from needlecare.cli.main import cli
 
 cli(["run", "-c", config_path])
@@ -57,9 +82,33 @@ cli(["run", "-c", config_path])
 HOME_ASSISTANT = {"homeassistant_api", "requests", "aiohttp"}
 WEB = {"fastapi", "uvicorn", "starlette", "needlecare.web"}
 REPORT = {"matplotlib", "needlecare.report"}
+# Loaded by the daemon, but only once its connection is under way (or never, for
+# `run`): each cost milliseconds to tens of milliseconds on the way to `online`.
+AFTER_CONNECT = {
+    "pydantic_settings",  # only with NEEDLECARE_* variables
+    "babel",  # the first translated text
+    "apscheduler",  # the wake-up timer
+    "needlecare.cli.output",
+    "needlecare.cli.doc_commands",
+    "needlecare.cli.journal_commands",
+    "needlecare.cli.reminder_commands",
+    "needlecare.cli.report_command",
+    "needlecare.cli.session_commands",
+    "needlecare.cli.store_commands",
+    "needlecare.app.assembly",
+    "needlecare.app.core",
+    "needlecare.app.aftercare",
+    "needlecare.app.ingest",
+    "needlecare.domain.planning",
+    "needlecare.i18n.render",
+    "needlecare_integrations.broker",  # only with --broker
+    "needlecare_integrations.homeassistant",
+    "needlecare_integrations.scheduler",
+}
 
 
-def started_modules(broker: MosquittoBroker, workdir: Path, **extra: Any) -> set[str]:
+def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str, set[str]]:
+    """The probe's three snapshots of ``sys.modules`` for a daemon with ``extra`` config."""
     store = {"store": {"path": str(workdir / "needlecare.db")}}
     mqtt = {"mqtt": {"host": broker.host, "port": broker.port}}
     config = deep_merge(deep_merge(BASE_CONFIG, {**store, **mqtt}), extra)
@@ -67,17 +116,21 @@ def started_modules(broker: MosquittoBroker, workdir: Path, **extra: Any) -> set
     config_path = workdir / "needlecare.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = workdir / "modules.json"
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("NEEDLECARE_")}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(config_path), str(out), broker.host, str(broker.port)],
         cwd=workdir,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert out.exists(), f"the daemon never said online (exit {done.returncode}):\n{done.stderr}"
+    assert out.exists(), f"the probe wrote nothing (exit {done.returncode}):\n{done.stderr}"
     assert 0 == done.returncode, done.stderr
-    return set(json.loads(out.read_text(encoding="utf-8")))
+    found = json.loads(out.read_text(encoding="utf-8"))
+    assert {"connecting", "online", "exit"} == set(found), done.stderr
+    return {name: set(modules) for name, modules in found.items()}
 
 
 def loaded(modules: set[str], stacks: set[str]) -> set[str]:
@@ -85,22 +138,34 @@ def loaded(modules: set[str], stacks: set[str]) -> set[str]:
 
 
 class TestStartPath:
-    def test_the_default_daemon_leaves_home_assistant_web_and_report_unimported(
+    def test_the_default_daemon_never_imports_home_assistant_web_or_report(
         self, mosquitto: MosquittoBroker, tmp_path: Path
     ) -> None:
-        """Nothing of those stacks is loaded by the time the retained online is out."""
-        modules = started_modules(mosquitto, tmp_path)
-        assert "needlecare.app.daemon" in modules
-        assert set() == loaded(modules, HOME_ASSISTANT | WEB | REPORT)
+        """Nothing of those stacks is loaded at any point of a run without them."""
+        seen = snapshots(mosquitto, tmp_path)
+        assert "needlecare.app.daemon" in seen["connecting"]
+        assert "needlecare.app.core" in seen["exit"]
+        assert set() == loaded(seen["exit"], HOME_ASSISTANT | WEB | REPORT)
 
-    def test_enabling_the_web_app_does_load_its_stack(
+    def test_the_way_to_online_imports_none_of_the_core_loop_or_other_commands(
         self, mosquitto: MosquittoBroker, tmp_path: Path
     ) -> None:
-        """The control: the same probe sees a stack that is enabled."""
+        """When the connection starts, only config, store, logging and MQTT are loaded."""
+        seen = snapshots(mosquitto, tmp_path)
+        assert {"needlecare.config", "needlecare_integrations.store"} <= seen["connecting"]
+        assert set() == loaded(seen["connecting"], AFTER_CONNECT)
+        # The control: the same probe sees the core loop once the run is over.
+        assert {"needlecare.app.core", "needlecare.domain.planning"} <= seen["exit"]
+
+    def test_enabling_the_web_app_loads_its_stack_after_the_connect(
+        self, mosquitto: MosquittoBroker, tmp_path: Path
+    ) -> None:
+        """The control for the stacks: the probe does see one that is enabled."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         web = {"enabled": True, "host": "127.0.0.1", "port": port}
-        modules = started_modules(mosquitto, tmp_path, web=web)
-        assert {"fastapi", "needlecare.web"} <= loaded(modules, WEB)
-        assert set() == loaded(modules, REPORT)
+        seen = snapshots(mosquitto, tmp_path, web=web)
+        assert set() == loaded(seen["connecting"], WEB)
+        assert {"fastapi", "needlecare.web"} <= loaded(seen["exit"], WEB)
+        assert set() == loaded(seen["exit"], REPORT)

@@ -1,55 +1,100 @@
-"""The composition root: builds the adapters in order, runs the core loop, stops in reverse."""
+"""The composition root: opens the store, connects, builds the core loop, stops in reverse.
+
+The start is ordered for a quick, truthful ``online``: the config is valid (checked
+by the caller), the store is open and migrated, then the MQTT connection starts and
+says ``online``; once the broker has acknowledged that (or after at most
+:data:`CONNECT_HEAD_START_S`), the core loop and its components are imported and
+built (:mod:`needlecare.app.assembly`). Until then, what the connection reports
+waits in order in a :class:`_Relay`. A failure after that says ``offline`` again on
+the way out.
+"""
 
 import gc
 import queue
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from types import FrameType
-from typing import Protocol
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from needlecare.app.aftercare import Aftercare
-from needlecare.app.core import (
-    HOLD_MAX,
-    CoreLoop,
-    ExitCode,
-    Fatal,
-    InboxItem,
-    PhoneAction,
-    Published,
-    Signal,
-    TodoChecked,
-)
-from needlecare.app.ha_calls import HA_CHANNELS
-from needlecare.app.ha_outbox import HaOutbox
-from needlecare.app.health import Health
-from needlecare.app.ingest import Ingest
-from needlecare.app.projections import Projections
-from needlecare.app.publisher import MqttOutbox
-from needlecare.app.retention import Retention
+from needlecare.app.inbound import Delivery
 from needlecare.clock import Clock
 from needlecare.config import NeedlecareConfig
-from needlecare.domain import reminders as rem
-from needlecare.domain.protocol import build_protocols
 from needlecare.domain.topics import Topics
-from needlecare_integrations.homeassistant import ActionListener, HaWorker, TodoListener
 from needlecare_integrations.mqtt import MqttClient
-from needlecare_integrations.scheduler import Waker
-from needlecare_integrations.store import Checkpointer, SqliteStore
-from needlecare_integrations.store.health import StoreHealthReader
+from needlecare_integrations.store import SqliteStore
 
-__all__ = ["Daemon", "ExitCode"]
+if TYPE_CHECKING:
+    from needlecare.app.assembly import Component
+    from needlecare.app.core import InboxItem
+
+__all__ = ["Daemon"]
 
 log = structlog.get_logger(__name__)
 
+CONNECT_HEAD_START_S = 1.0
 
-class Component(Protocol):
-    def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+class _Relay:
+    """Hands the MQTT thread's reports to the inbox; holds them until the core is loaded.
+
+    The connection starts before the core loop's modules are imported, and the inbox
+    items it posts are types of those modules; what it reports meanwhile (connected,
+    the first deliveries) waits here in order. After :meth:`open` every report goes
+    straight to the inbox.
+    """
+
+    def __init__(self, inbox: "queue.SimpleQueue[InboxItem]") -> None:
+        self._inbox = inbox
+        # Re-entrant: a signal handler on the main thread may post while open() runs.
+        self._lock = threading.RLock()
+        self._held: list[Callable[[Any], InboxItem]] = []
+        self._core: ModuleType | None = None  # needlecare.app.core, once loaded
+        # Set at the first PUBACK (our "online": the broker has taken the subscriptions
+        # sent before it) or when the broker refuses us for good.
+        self.answered = threading.Event()
+
+    def open(self, core: ModuleType) -> None:
+        """Post what was held, in order; from now on post at once."""
+        with self._lock:
+            for make in self._held:
+                self._inbox.put(make(core))
+            self._held.clear()
+            self._core = core
+
+    def _post(self, make: "Callable[[Any], InboxItem]") -> None:
+        core = self._core
+        if core is None:
+            with self._lock:
+                core = self._core
+                if core is None:
+                    self._held.append(make)
+                    return
+        self._inbox.put(make(core))
+
+    def deliver(self, delivery: Delivery) -> None:
+        if self._core is not None:
+            self._inbox.put(delivery)
+        else:
+            self._post(lambda core: delivery)
+
+    def connected(self) -> None:
+        self._post(lambda core: core.Signal.CONNECTED)
+
+    def published(self, mid: int) -> None:
+        if not self.answered.is_set():
+            self.answered.set()
+        self._post(lambda core: core.Published(mid))
+
+    def fatal(self, error: Exception) -> None:
+        self.answered.set()
+        self._post(lambda core: core.Fatal(error))
+
+    def stop(self) -> None:
+        self._post(lambda core: core.Signal.STOP)
 
 
 @dataclass
@@ -60,6 +105,10 @@ class Daemon:
     clock: Clock
     inbox: "queue.SimpleQueue[InboxItem]" = field(default_factory=queue.SimpleQueue)
     ready: threading.Event = field(default_factory=threading.Event)
+    _relay: _Relay = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._relay = _Relay(self.inbox)
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT (exit 0) or a fatal error (non-zero)."""
@@ -68,72 +117,39 @@ class Daemon:
         store = SqliteStore.open(
             cfg.store.path, now=self.clock.now(), backup=cfg.store.backup_before_migrate
         )
-        aftercare = Aftercare(
-            store=store,
-            config=cfg,
-            topics=topics,
-            protocols=build_protocols(cfg.protocol),
-            timing=rem.Timing(late_after=cfg.reminders.late_after, grace=cfg.reminders.grace),
-        )
-        ingest = Ingest(store=store, config=cfg, topics=topics, aftercare=aftercare)
+        relay = self._relay
         mqtt = MqttClient(
             cfg.mqtt,
             topics=topics,
             clock=self.clock,
-            deliver=self.inbox.put,
-            on_fatal=lambda error: self.inbox.put(Fatal(error)),
-            on_connected=lambda: self.inbox.put(Signal.CONNECTED),
-            on_published=lambda mid: self.inbox.put(Published(mid)),
-        )
-        waker = Waker(lambda: self.inbox.put(Signal.WAKE))
-        health_reader = StoreHealthReader(store.path)
-        checkpointer = Checkpointer(store.path)
-        components: list[Component] = [checkpointer, waker]
-        ha: HaOutbox | None = None
-        if cfg.homeassistant is not None:
-            worker = HaWorker(cfg.homeassistant, self.inbox.put)
-            listener = ActionListener(cfg.homeassistant, lambda a: self.inbox.put(PhoneAction(a)))
-            ha = HaOutbox(aftercare, worker)
-            components += [worker, listener]
-            if cfg.homeassistant.todo_entity is not None:
-                components.append(
-                    TodoListener(
-                        cfg.homeassistant,
-                        cfg.homeassistant.todo_entity,
-                        lambda rid: self.inbox.put(TodoChecked(rid)),
-                    )
-                )
-        components.append(mqtt)
-        if cfg.web.enabled:
-            # Imported only when enabled: a daemon without the web app never loads its stack.
-            from needlecare.web.server import WebServer  # noqa: PLC0415
-
-            components.append(
-                WebServer(
-                    cfg, clock=self.clock, post=self.inbox.put, mqtt_connected=mqtt.connected.is_set
-                )
-            )
-        core = CoreLoop(
-            inbox=self.inbox,
-            store=store,
-            topics=topics,
-            ingest=ingest,
-            aftercare=aftercare,
-            projections=Projections(aftercare, topics),
-            outbox=MqttOutbox(store, aftercare, mqtt),
-            ha=ha,
-            mqtt=mqtt,
-            waker=waker,
-            clock=self.clock,
-            checkpointer=checkpointer,
-            health=Health(health_reader, sorted(cfg.devices), HA_CHANNELS),
-            retention=Retention(store.retention, cfg.retention),
-            heartbeat_hold=timedelta(seconds=cfg.retention.heartbeat_hold_s),
-            hold_max=min(HOLD_MAX, cfg.mqtt.receive_maximum // 2),
+            deliver=relay.deliver,
+            on_fatal=relay.fatal,
+            on_connected=relay.connected,
+            on_published=relay.published,
         )
         started: list[Component] = []
+        closers: list[Callable[[], None]] = [store.close]
         try:
-            for component in components:
+            # The config is valid and the store open: the promise behind "online" holds.
+            mqtt.start()
+            started.append(mqtt)
+            # A head start: the imports below would hold the GIL while the network
+            # thread shakes hands, subscribes and says online (a broker that is down
+            # costs this once).
+            relay.answered.wait(CONNECT_HEAD_START_S)
+            from needlecare.app import assembly, core  # noqa: PLC0415 - after the connect
+
+            relay.open(core)
+            built = assembly.assemble(
+                config=cfg,
+                clock=self.clock,
+                inbox=self.inbox,
+                store=store,
+                topics=topics,
+                mqtt=mqtt,
+            )
+            closers.insert(0, built.health_reader.close)
+            for component in built.components:
                 component.start()
                 started.append(component)
             log.info("daemon_started", store=str(store.path), broker=cfg.mqtt.host)
@@ -141,19 +157,22 @@ class Daemon:
             # collector's sight, so a collection during a turn only walks new objects.
             gc.collect()
             gc.freeze()
-            self.inbox.put(Signal.WAKE)  # catch up on what fell due while we were down
+            self.inbox.put(core.Signal.WAKE)  # catch up on what fell due while we were down
             self.ready.set()
-            return core.run()
+            return built.core.run()
         finally:
             for component in reversed(started):
                 component.stop()
-            health_reader.close()
-            store.close()
+            for close in closers:
+                close()
             log.info("daemon_stopped")
 
     def stop(self) -> None:
-        """Ask the core loop to finish (safe from signal handlers and other threads)."""
-        self.inbox.put(Signal.STOP)
+        """Ask the core loop to finish (safe from signal handlers and other threads).
+
+        During the start the request waits in the relay and the loop sees it first.
+        """
+        self._relay.stop()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:

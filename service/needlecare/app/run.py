@@ -1,23 +1,37 @@
-"""``needlecare run``: logging, an optional trial broker, signals, exit codes."""
+"""``needlecare run``: logging, an optional trial broker, signals, exit codes.
+
+Only what the way to ``online`` needs is imported here; the core loop's modules
+load once the connection is under way (:mod:`needlecare.app.daemon`).
+"""
 
 import os
 import pwd
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from needlecare.app.daemon import Daemon, ExitCode
+from needlecare.app.daemon import Daemon
 from needlecare.clock import SystemClock
 from needlecare.config import NeedlecareConfig
 from needlecare.logs import configure_logging
-from needlecare_integrations.broker import BrokerError, MosquittoBroker, port_in_use
 from needlecare_integrations.store import StoreError
 from needlecare_integrations.store.lock import StoreLock, StoreLockedError, StoreLockError
+
+if TYPE_CHECKING:
+    from needlecare.app.core import ExitCode
 
 log = structlog.get_logger(__name__)
 
 TRIAL_BROKER_USER = "mosquitto"  # created by Debian's mosquitto package
+
+
+def _codes() -> type["ExitCode"]:
+    """The exit codes, from the core loop's module: imported on a way out, or once running."""
+    from needlecare.app.core import ExitCode  # noqa: PLC0415
+
+    return ExitCode
 
 
 def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
@@ -32,15 +46,15 @@ def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
         if code is not None:
             return code
         if with_broker and not _start_trial_broker(config, stack):
-            return ExitCode.BROKER_REFUSED
+            return _codes().BROKER_REFUSED
         daemon = Daemon(config=config, clock=SystemClock())
         daemon.install_signal_handlers()
         try:
             return daemon.run()
         except StoreError as error:
             log.error("store_unusable", error=str(error))
-            return ExitCode.STORE
-    return ExitCode.OK
+            return _codes().STORE
+    return _codes().OK
 
 
 def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
@@ -52,10 +66,10 @@ def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
         log.error(
             "store_locked", error=str(error), store=str(store), lock=str(error.lock), pid=error.pid
         )
-        return ExitCode.STORE_LOCKED
+        return _codes().STORE_LOCKED
     except StoreLockError as error:
         log.error("store_unusable", error=str(error))
-        return ExitCode.STORE
+        return _codes().STORE
     return None
 
 
@@ -79,6 +93,13 @@ def _unprivileged(data_dir: Path) -> str | None:
 
 
 def _start_trial_broker(config: NeedlecareConfig, stack: ExitStack) -> bool:
+    # Only a trial (--broker) needs it; a plain start does without the module.
+    from needlecare_integrations.broker import (  # noqa: PLC0415
+        BrokerError,
+        MosquittoBroker,
+        port_in_use,
+    )
+
     host, port = config.mqtt.host, config.mqtt.port
     if port_in_use(host, port):
         log.info("trial_broker_skipped", reason="a broker already listens", host=host, port=port)
