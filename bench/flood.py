@@ -1,10 +1,8 @@
 """A dead-letter flood: 100,000 bad payloads at full speed; the store stays small.
 
-A misbehaving device or a hostile client publishes N payloads of 200 bytes that are
-not JSON, as fast as the broker takes them (QoS 1, windows of 100 in flight), to a
-device topic. The daemon (default retention: 10,000 dead letters kept, the rest
-counted) must dead-letter every one, keep its store within 8 MB of where it started,
-and still answer: a valid event sent afterwards is recorded, and it stops cleanly.
+N payloads of 200 B that are not JSON, QoS 1 in windows of 100, to a device topic. The
+daemon (default retention) must dead-letter or count every one, grow its store by <= 8
+MB and still answer: a valid event afterwards is recorded, and it stops cleanly.
 """
 
 from pathlib import Path

@@ -1,24 +1,10 @@
 """Home Assistant delivery: prompts per second through the outbox, and the delay of one prompt.
 
-A real Home Assistant 2024.3.3 (started as the end-to-end tests do, from the venv
-that tests/e2e/install_homeassistant.sh caches; or one handed in, as the smoke test
-does with its session fixture) and the daemon configured with one profile per
-session, whose protocol keeps only ``soothe`` on the ``dashboard`` channel. Each
-soothe becomes two calls through the outbox, one at a time: the
-``persistent_notification.create`` and the ``needlecare_reminder`` event. For
-reference, the same two calls are made without the daemon, one at a time from one
-``homeassistant_api`` client (the library the daemon's worker uses). A websocket
-subscription (``persistent_notification/subscribe``) stamps each notification as
-Home Assistant announces it. Two measurements:
-
-* **burst**: --burst sessions are started (and stored), then all their ends are
-  published at once; prompts/s = burst / (first end published -> last of their
-  notifications announced).
-* **sequential**: --sequential sessions one at a time; the delay from publishing the
-  end to that session's notification, split by the daemon's log into
-  publish -> reminder delivered -> announced by Home Assistant.
-
-    python -m bench.ha_delivery [--burst 200] [--sequential 50]
+A real Home Assistant 2024.3.3 (the e2e tests' cached venv, or one handed in) and the
+daemon with one profile per session, protocol: only ``soothe`` on ``dashboard`` (two
+calls per prompt, one at a time). A websocket subscription stamps each notification.
+**burst**: --burst ends published at once; **sequential**: one at a time, split by the
+daemon's log. Reference: the same two calls from one ``homeassistant_api`` client.
 """
 
 import contextlib

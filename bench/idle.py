@@ -1,16 +1,9 @@
-"""Idle cost: the daemon with many pending reminders, connected and doing nothing.
+"""Idle cost: the daemon with N pending reminders, connected and doing nothing.
 
-The store is seeded as ``bench.reminder_scale`` does (N pending reminders, due from
-an hour to a year ahead, so nothing falls due during the run). The daemon runs
-against its own Mosquitto; once connected and settled, the bench samples
-/proc/<pid> at the start and the end of --idle seconds: CPU seconds of the process
-and of each thread; voluntary context switches of each thread (one per wake-up of a
-thread that sleeps); RSS at the end and its peak. Thread names come from ``py-spy
-dump`` when py-spy is installed. Expected: the core loop and the scheduler never
-wake (no polling); paho's loop wakes every ``max(1, keepalive/4)`` s plus the
-keepalive PINGREQ/PINGRESP once per keepalive.
-
-    python -m bench.idle [--pending 100000] [--idle 60]
+/proc at both ends of --idle seconds: CPU of the process and each thread, voluntary
+context switches per thread (one per wake-up), RSS and its peak; thread names from
+``py-spy dump`` when installed. Targets: no thread polls (paho's loop wakes every
+``max(1, keepalive/4)`` s plus the ping), RSS <= 60 MiB.
 """
 
 import time

@@ -1,26 +1,12 @@
 """Latency: a session's end to its ``soothe`` prompt on the mirror, against a bare round trip.
 
-One Mosquitto serves three responders, all running throughout, exercised in turn in
-rounds so that background load falls on each alike:
-
-* **needlecare** (``needlecare run``): per session, a session_started on a device of
-  its own (waiting until the store holds the open session), then a session_ended;
-  the clock runs from publishing the end (and, separately, from its PUBACK) to the
-  receipt of that session's ``soothe`` notification on ``needlecare/mirror/hallway/
-  notify``. The config's protocol keeps only ``soothe`` (mirror, no escalation):
-  one prompt per session, no other step's traffic. Sessions take turns over
-  --profiles profiles, so each start supersedes the profile's previous prompt.
-* **bare FULL / bare NORMAL**: a paho subscriber that validates each request with
-  pydantic, inserts and commits it into SQLite (WAL, synchronous FULL or NORMAL)
-  and publishes a reply; the clock runs from the request's publish to the reply.
-
-Every client sets TCP_NODELAY, and Mosquitto runs with ``set_tcp_nodelay true``.
-The daemon's log timestamps split its latency into: receipt to the session recorded,
-recorded to the reminder delivered, delivered to the notification's receipt. Each
-round's p99 is set beside the bare FULL p99 of the round trips right after it; the
-figure is the median of those per-round ratios (target <= 1.5, issue 14).
-
-    python -m bench.latency [--sessions 2000] [--profiles 20] [--rounds 5]
+Per session a start (waiting until stored), then an end: from publishing the end (and
+from its PUBACK) to that session's ``soothe`` on the mirror topic (the protocol keeps
+only ``soothe``). Beside it, in alternating rounds on the same broker, two bare
+responders (paho, pydantic, SQLite insert + commit with synchronous FULL or NORMAL, a
+reply). The daemon's log splits its time into recorded / delivered / received. Each
+round's p99 is set beside the bare FULL p99 of the round trips right after it; target:
+the median of those ratios <= 1.5 (issue 14).
 """
 
 import json

@@ -1,16 +1,10 @@
-"""How the daemon copes with many pending reminders: start-up, memory, the next due one.
+"""Many pending reminders: start-up, memory, the next due one delivered on time.
 
-For each size N the bench seeds a store with N pending reminders (N - 1 spread over
-the next year, one known reminder due 3 s after the daemon is spawned), starts a
-real Mosquitto and ``needlecare run`` as a process, and measures the time to the
-``daemon_started`` and ``mqtt_connected`` log lines, the idle RSS, and how late the
-known reminder reaches ``needlecare/mirror/hallway/notify``. Then, in this process,
-it times ``SqliteStore.open`` and the queries that find the next due reminder.
-Beside it, up to --apscheduler-max, the design we did not choose: APScheduler 3 with
-one date job per reminder, measured in a fresh process so its RSS is clean. The
-import floor is interpreter start plus the imports of ``needlecare run``.
-
-    python -m bench.reminder_scale [--sizes 10000,100000,1000000] [--out PATH]
+For each size N: a store with N - 1 reminders over the next year and one due 3 s after
+the daemon's spawn; the daemon's start-up, idle RSS and that reminder's lateness on the
+mirror; in process, the store's open and next-due queries; and the design not chosen,
+APScheduler 3 with one date job per reminder (up to --apscheduler-max, in a fresh
+process). The import floor is interpreter start plus the imports of ``needlecare run``.
 """
 
 import gc

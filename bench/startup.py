@@ -1,12 +1,9 @@
 """Process start to the retained ``online``: the daemon beside a bare Python + paho client.
 
-Each round spawns, in turn, a bare client (``python -c``: import paho, connect with
-MQTT 5, publish a retained ``online`` with QoS 1) and ``needlecare run`` on an
-existing store (a restart, the case that matters on a Raspberry Pi after a power
-cut), and times from the spawn to the moment a subscriber already connected to the
-same broker receives the retained ``online``. Both are then stopped. Rounds alternate
-so that both see the same machine. The ratio of the medians is the figure; the
-target (issue 14) is <= 3x.
+Alternating rounds: a bare ``python -c`` client (paho, MQTT 5, a retained ``online``
+with QoS 1) and ``needlecare run`` restarting on an existing store, each timed from its
+spawn to the ``online`` seen by a subscriber already connected. Target: the ratio of
+the medians <= 3x (issue 14).
 """
 
 import subprocess

@@ -1,14 +1,8 @@
 """The web app: API latency on a store with 10,000 sessions, and the RSS it costs.
 
-The store gets N closed sessions (two profiles, one every few hours back from
-now) and 6 N pending reminders (as ``bench.reminder_scale`` seeds them). The
-daemon runs against its own Mosquitto twice: with web.enabled false, then true.
-Each run settles; its RSS (VmRSS) is read. With the web app on, the bench sends
---requests sequential GETs to /api/v1/reminders and /api/v1/sessions (default
-limits) over one keep-alive connection and reads the RSS again afterwards.
+N closed sessions and 6 N pending reminders; the daemon with web.enabled false, then
+true: its settled RSS, then --requests GETs per route over one keep-alive connection.
 Targets: p99 <= 50 ms per route, <= 25 MiB more RSS with the web app.
-
-    python -m bench.web [--sessions 10000] [--requests 300]
 """
 
 import http.client

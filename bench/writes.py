@@ -1,24 +1,11 @@
-"""Bytes written: per heartbeat, per ingested event, and the store's growth, from outside.
+"""Bytes written per heartbeat and per event, and the store's growth, from outside.
 
-The daemon runs as a process against its own Mosquitto. What it writes is read from
-``/proc/PID/io`` (``write_bytes``: what the process made the kernel send to storage,
-counted when a page turns dirty, so fsync'd rewrites of the same page count each
-time) and from the sizes of the store's three files, before and after each window.
-
-- **heartbeats**: 2 devices beat every ``--beat-every`` seconds for ``--beats`` beats
-  each; the daemon holds beats for ``--hold`` seconds (production: 120 s for beats a
-  minute apart, so the defaults, 12 s and 6 s, keep that ratio at a tenth of the time),
-  and once more with the hold off (each beat committed alone).
-- **events-drain**: ``--events`` mirror events of 200 bytes (``skin_check``, each a row
-  in ``events`` and one in ``skin_checks``) queued while the daemon is down, then
-  drained: the window runs from the daemon's spawn (its whole process) to the end.
-- **mix-drain**: the ingest bench's workload (blocks of 100 device events: a
-  session_started, 98 heartbeats, a session_ended), drained the same way: the
-  workload the issue's figures (16x, 698 B per event) were measured on.
-- **events-live**: ``--live`` mirror events at ``--rate`` per second, each its own turn.
-
-Targets (issue 14): <= 4 KiB written per heartbeat, <= 4x the payload written per
-event, store growth <= 300 B per event.
+``write_bytes`` of the daemon's process (``/proc/PID/io``) and the store's file sizes
+around each window: 2 devices beating every --beat-every s, held --hold s (the defaults
+keep production's 120 s for beats a minute apart, at a tenth of the time) and each
+committed alone; --events mirror events (skin checks) and the ingest bench's mix
+queued, then drained from the daemon's spawn; --live events at --rate. Targets (issue
+14): <= 4 KiB per heartbeat, <= 4x the payload per event, <= 300 B growth per event.
 """
 
 import json
