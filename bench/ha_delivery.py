@@ -18,8 +18,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench.harness.daemon import Daemon, log_stamp, only_soothe, running_daemon, wait_for_store
-from bench.harness.mqtt import Peer, free_port, pad_json
+from bench.harness.daemon import (
+    Daemon,
+    Sessions,
+    log_stamp,
+    only_soothe,
+    running_daemon,
+    wait_for_store,
+)
+from bench.harness.mqtt import Peer, free_port
 from bench.harness.proc import wait_idle
 from bench.harness.report import (
     PCT_HEADERS,
@@ -110,49 +117,12 @@ class NotificationWatch:
             return [self.added[i] for i in ids]
 
 
-class Sessions:
-    """Publishes starts and ends of sessions, one profile and device per session."""
-
-    def __init__(self, peer: Peer, reader: Any, tag: str) -> None:
-        self.peer, self.reader, self.tag = peer, reader, tag
-
-    def _publish(self, numbers: Sequence[int], kind: str, **fields: Any) -> None:
-        self.peer.send([
-            (f"needlecare/device/{self.tag}pen{n:03d}/event",
-             pad_json({"event_id": f"{self.tag}-{kind[8]}{n}", "type": kind,
-                       "profile": f"{self.tag}{n:03d}", **fields}, EVENT_BYTES))
-            for n in numbers
-        ], window=len(numbers))  # fmt: skip
-
-    def start(self, numbers: Sequence[int]) -> None:
-        """Publish the starts and wait until the store holds them all."""
-        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
-
-        self._publish(numbers, "session_started")
-        ids = [session_id_for(f"{self.tag}-s{n}") for n in numbers]
-        marks = ",".join("?" * len(ids))
-        self.reader.wait_until(f"SELECT count(*) FROM sessions WHERE id IN ({marks})",  # noqa: S608
-                               lambda n: n == len(ids), params=ids, poll_s=0.002)  # fmt: skip
-
-    def end(self, numbers: Sequence[int]) -> float:
-        """Publish the ends back to back; the stamp of the first publish."""
-        sent = now()
-        self._publish(numbers, "session_ended", passes=4, duration_s=900)
-        return sent
-
-    def notification_id(self, number: int) -> str:
-        from needlecare.domain.planning import reminder_id  # noqa: PLC0415
-        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
-
-        return PREFIX + reminder_id(session_id_for(f"{self.tag}-s{number}"), "soothe")
-
-
 def burst(sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int) -> Any:
     progress(f"ha_delivery: burst of {len(numbers)} sessions")
     sessions.start(numbers)
     wait_idle(pid)
-    sent = sessions.end(numbers)
-    arrived = watch.wait([sessions.notification_id(n) for n in numbers], BURST_TIMEOUT_S)
+    sent, _ = sessions.end(numbers)
+    arrived = watch.wait([PREFIX + sessions.soothe(n) for n in numbers], BURST_TIMEOUT_S)
     seconds = max(arrived) - sent
     return {"sessions": len(numbers), "seconds": seconds, "prompts_per_s": len(numbers) / seconds,
             "ha_calls_per_s": 2 * len(numbers) / seconds,
@@ -164,9 +134,9 @@ def one_at_a_time(sessions: Sessions, watch: NotificationWatch, numbers: range) 
     for number in numbers:
         sessions.start([number])
         time.sleep(PAUSE_S)
-        sent_wall, sent = wall_clock(), sessions.end([number])
-        arrived = watch.wait([sessions.notification_id(number)], ARRIVAL_TIMEOUT_S)[0]
-        samples.append({"reminder_id": sessions.notification_id(number).removeprefix(PREFIX),
+        sent_wall, (sent, _) = wall_clock(), sessions.end([number])
+        arrived = watch.wait([PREFIX + sessions.soothe(number)], ARRIVAL_TIMEOUT_S)[0]
+        samples.append({"reminder_id": sessions.soothe(number),
                         "sent_wall": sent_wall, "delay_s": arrived - sent})  # fmt: skip
         time.sleep(PAUSE_S)
     return samples
@@ -235,7 +205,8 @@ def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[st
         wait_idle(daemon.pid)
         with (wait_for_store(daemon.db) as reader, NotificationWatch(hass) as watch,
               Peer(daemon.broker, f"bench-ha-{tag}") as peer):  # fmt: skip
-            sessions = Sessions(peer, reader, tag)
+            sessions = Sessions(peer, reader, tag, profile=lambda n: f"{tag}{n:03d}",
+                                device=lambda n: f"{tag}pen{n:03d}")  # fmt: skip
             one_at_a_time(sessions, watch, range(WARMUP))
             bursted = burst(sessions, watch, range(WARMUP, WARMUP + burst_of), daemon.pid)
             wait_idle(daemon.pid)

@@ -24,6 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from bench.harness.daemon import (
     Daemon,
+    Sessions,
     StoreReader,
     log_stamp,
     only_soothe,
@@ -107,14 +108,16 @@ def bare_responder(broker: Address, db: str, mode: str, *, ready: Callable[[], N
 class Harness:
     """The publisher and the subscriber (paho, TCP_NODELAY), and what each measured."""
 
-    def __init__(self, daemon: Daemon, reader: StoreReader, tag: str) -> None:
-        self.reader, self.tag = reader, tag
+    def __init__(self, daemon: Daemon, reader: StoreReader, tag: str, profiles: int) -> None:
+        self.tag = tag
         self._changed = threading.Condition()
         self.arrived: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.kinds: dict[str, int] = {}
         self.publisher = Peer(daemon.broker, f"bench-lat-pub-{tag}")
         self.subscriber = Peer(daemon.broker, f"bench-lat-sub-{tag}", on_message=self.on_message)
+        self.sessions = Sessions(self.publisher, reader, tag, device=lambda n: f"lat{n:05d}",
+                                 profile=lambda n: f"lp{n % profiles:02d}")  # fmt: skip
         self.daemon: list[dict[str, Any]] = []
         self.bare: dict[str, list[float]] = {mode: [] for mode in BARE_MODES}
         self.timeouts: dict[str, int] = {"needlecare": 0, **dict.fromkeys(BARE_MODES, 0)}
@@ -147,30 +150,17 @@ class Harness:
             self._changed.wait_for(lambda: key in self.arrived, timeout)
             return self.arrived.get(key)
 
-    def session(self, number: int, profiles: int, *, record: bool) -> None:
+    def session(self, number: int, *, record: bool) -> None:
         """One session through the daemon: start, wait until stored, end, wait for soothe."""
-        from needlecare.domain.planning import reminder_id  # noqa: PLC0415
-        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
-
-        topic, profile = f"needlecare/device/lat{number:05d}/event", f"lp{number % profiles:02d}"
-        session = session_id_for(f"{self.tag}-s{number}")
-        body = {"event_id": f"{self.tag}-s{number}", "type": "session_started", "profile": profile}
-        self.publisher.send([(topic, pad_json(body, EVENT_BYTES))])
-        self.reader.wait_until("SELECT count(*) FROM sessions WHERE id = ?", lambda n: n == 1,
-                               params=(session,), poll_s=0.001)  # fmt: skip
+        self.sessions.start([number], poll_s=0.001)
         time.sleep(PAUSE_S)
-        expected = reminder_id(session, "soothe")
-        ended = {"event_id": f"{self.tag}-e{number}", "type": "session_ended", "profile": profile,
-                 "passes": 4, "duration_s": 900}  # fmt: skip
-        sent_wall, sent = wall_clock(), now()
-        puback = self.publisher.acked_at(
-            self.publisher.publish(topic, pad_json(ended, EVENT_BYTES))
-        )
-        arrived = self.wait(expected)
+        sent_wall, (sent, puback) = wall_clock(), self.sessions.end([number])
+        arrived = self.wait(self.sessions.soothe(number))
         if record and arrived is None:
             self.timeouts["needlecare"] += 1
         elif record:
-            self.daemon.append({"session_id": session, "reminder_id": expected,
+            self.daemon.append({"session_id": self.sessions.session_id(number),
+                                "reminder_id": self.sessions.soothe(number),
                                 "sent_wall": sent_wall, "from_publish_s": arrived - sent,
                                 "from_puback_s": arrived - puback})  # fmt: skip
 
@@ -211,9 +201,9 @@ def breakdown(daemon: Daemon, samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def rounds(harness: Harness, args: Any) -> None:
-    sessions, profiles = args.sessions, args.profiles
+    sessions = args.sessions
     for number in range(sessions, sessions + args.warmup):
-        harness.session(number, profiles, record=False)
+        harness.session(number, record=False)
         for mode in BARE_MODES:
             harness.round_trip(mode, number, record=False)
     per_round = -(-sessions // args.rounds)
@@ -221,7 +211,7 @@ def rounds(harness: Harness, args: Any) -> None:
         numbers = range(first, min(first + per_round, sessions))
         progress(f"latency: sessions {first}..{numbers[-1]}")
         for number in numbers:
-            harness.session(number, profiles, record=True)
+            harness.session(number, record=True)
             time.sleep(PAUSE_S)
         for mode in BARE_MODES:
             for number in numbers:
@@ -248,7 +238,10 @@ def run(args: Any, work: Path) -> dict[str, Any]:
                 child.wait_ready()
             wait_idle(daemon.pid)
             load_before = load_average()
-            with wait_for_store(daemon.db) as reader, Harness(daemon, reader, tag) as harness:
+            with (
+                wait_for_store(daemon.db) as reader,
+                Harness(daemon, reader, tag, args.profiles) as harness,
+            ):
                 rounds(harness, args)
             handled = {}
             with Peer(daemon.broker, f"bench-lat-stop-{tag}") as peer:

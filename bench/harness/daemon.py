@@ -244,6 +244,53 @@ def wait_for_store(db: Path, timeout: float = TIMEOUT_S) -> StoreReader:
         time.sleep(0.05)
 
 
+class Sessions:
+    """Sessions through the daemon, each on a device of its own: starts (stored), then ends.
+
+    ``profile(n)`` and ``device(n)`` name session n's profile and device.
+    """
+
+    def __init__(self, peer: Peer, reader: StoreReader, tag: str, *,
+                 profile: Callable[[int], str], device: Callable[[int], str]) -> None:  # fmt: skip
+        self.peer, self.reader, self.tag = peer, reader, tag
+        self.profile, self.device = profile, device
+
+    def _publish(self, numbers: Sequence[int], kind: str, **fields: Any) -> float:
+        """Publish, then wait for every PUBACK; the last one's stamp."""
+        from bench.harness.mqtt import pad_json  # noqa: PLC0415
+
+        mids = [
+            self.peer.publish(f"needlecare/device/{self.device(n)}/event", pad_json(
+                {"event_id": f"{self.tag}-{kind[8]}{n}", "type": kind,
+                 "profile": self.profile(n), **fields}, 200))
+            for n in numbers
+        ]  # fmt: skip
+        return [self.peer.acked_at(mid) for mid in mids][-1]
+
+    def session_id(self, number: int) -> str:
+        from needlecare.domain.sessions import session_id_for  # noqa: PLC0415
+
+        return session_id_for(f"{self.tag}-s{number}")
+
+    def soothe(self, number: int) -> str:
+        """The id of session ``number``'s soothe reminder."""
+        from needlecare.domain.planning import reminder_id  # noqa: PLC0415
+
+        return reminder_id(self.session_id(number), "soothe")
+
+    def start(self, numbers: Sequence[int], poll_s: float = 0.002) -> None:
+        """Publish the starts and wait until the store holds them all."""
+        self._publish(numbers, "session_started")
+        ids = [self.session_id(n) for n in numbers]
+        sql = f"SELECT count(*) FROM sessions WHERE id IN ({','.join('?' * len(ids))})"  # noqa: S608
+        self.reader.wait_until(sql, lambda n: n == len(ids), params=ids, poll_s=poll_s)
+
+    def end(self, numbers: Sequence[int]) -> tuple[float, float]:
+        """Publish the ends back to back; the stamps of the first publish and the last PUBACK."""
+        sent = now()
+        return sent, self._publish(numbers, "session_ended", passes=4, duration_s=900)
+
+
 def file_sizes(db: Path) -> dict[str, int]:
     """The sizes of the store's three files: ``db``, ``-wal``, ``-shm``."""
     paths = {"db": db, "-wal": Path(f"{db}-wal"), "-shm": Path(f"{db}-shm")}
