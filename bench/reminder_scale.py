@@ -76,17 +76,18 @@ def _rows(count: int, now: datetime) -> Iterator[tuple[str, str, str, str]]:
         yield f"bench-{i:07d}", due, due, created
 
 
-def seed(path: Path, count: int, now: datetime) -> float:
+def seed(path: Path, count: int, now: datetime, rows: Iterator[Any] | None = None) -> float:
     """Create the schema with the store, then insert ``count`` reminders in one transaction."""
     from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
 
-    SqliteStore.open(path, now=now).close()
+    if not path.exists():
+        SqliteStore.open(path, now=now).close()
     started = time.perf_counter()
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # seeding only; the daemon opens with FULL
         conn.execute("BEGIN")
-        conn.executemany(_INSERT, _rows(count, now))
+        conn.executemany(_INSERT, _rows(count, now) if rows is None else rows)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -95,23 +96,11 @@ def seed(path: Path, count: int, now: datetime) -> float:
 
 
 def add_known(path: Path, due_at: datetime) -> None:
-    """The one reminder the daemon must deliver during the run, written by the store itself."""
-    from needlecare.domain.protocol import Channel, Severity  # noqa: PLC0415
-    from needlecare.domain.reminders import Reminder, ReminderStatus  # noqa: PLC0415
-    from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
+    """The one reminder the daemon must deliver during the run, due at ``due_at``."""
+    from needlecare_integrations.store.sqlite import to_db  # noqa: PLC0415
 
-    now = wall_clock()
-    store = SqliteStore.open(path, now=now)
-    try:
-        store.reminders.save(
-            Reminder(id=KNOWN_ID, session_id=None, profile="alice", kind="window_open",
-                     title="Bench reminder", message="Due three seconds after the spawn.",
-                     severity=Severity.INFO, channels=(Channel.MIRROR,), needs_ack=False,
-                     escalation=(), status=ReminderStatus.PENDING, due_at=due_at,
-                     planned_at=due_at, created_at=now)
-        )  # fmt: skip
-    finally:
-        store.close()
+    due = to_db(due_at)
+    seed(path, 1, due_at, iter([(KNOWN_ID, due, due, to_db(wall_clock()))]))
 
 
 def measure_store(path: Path) -> dict[str, Any]:

@@ -101,11 +101,6 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def target_line(name: str, measured: float, target: float, ok: bool, unit: str = "") -> str:
-    """``name: measured (target t) verdict``: how every bench prints a figure beside its target."""
-    return f"{name}: {fmt(measured, 2)}{unit} (target {target:g}{unit}) {verdict(ok)}"
-
-
 # -- the machine -----------------------------------------------------------------------------
 
 
