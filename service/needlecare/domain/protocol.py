@@ -65,7 +65,8 @@ class CareProtocol(BaseModel):
     opens exactly 28 days after the end", so changing one does not change the other.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use (build_protocols), not when the config imports this module.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     steps: Mapping[str, Step] = Field(description="Every step, by name.")
     actives_pause: timedelta = Field(

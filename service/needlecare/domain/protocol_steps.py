@@ -95,7 +95,9 @@ def check_timing(offset: timedelta | None, day: int | None, at: time | None) -> 
 class Escalation(BaseModel):
     """Re-deliver an unacknowledged prompt on more channels after a while."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built on first use: the config's overrides embed these models' schemas, and
+    # the steps themselves are validated once a protocol is built, after the start.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     after: timedelta = Field(
         gt=timedelta(0), description="Time since the first delivery, e.g. PT30M."
@@ -111,7 +113,7 @@ class Step(BaseModel):
     guards are due when their trigger arrives, ``actives_resume`` when the pause ends.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     kind: str = Field(description="The step name; notifications carry it as `kind`.")
     enabled: bool = Field(default=True, description="False drops the step entirely.")
