@@ -211,6 +211,7 @@ class MqttClient:
             waiting = not self.connected.is_set() and not self._stopping.is_set()
             if waiting and time.monotonic() >= connack_by:
                 self._give_up_on_connack()
+                connack_by = float("inf")  # once: the DISCONNECT is on its way
             if self._client.loop(timeout=1.0 if waiting else timeout) != paho.MQTT_ERR_SUCCESS:
                 return
 
