@@ -1,5 +1,10 @@
 """``python -m needlecare`` is the ``needlecare`` command."""
 
-from needlecare.cli.main import main
+import gc
+
+# Off while the command's modules load: see needlecare.cli.main.main.
+gc.disable()
+
+from needlecare.cli.main import main  # noqa: E402 - after the collector is off
 
 main()

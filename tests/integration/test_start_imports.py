@@ -1,10 +1,11 @@
 """The daemon's start path imports only what the way to ``online`` needs.
 
 ``needlecare run`` runs in a subprocess of its own with a probe around it, which
-writes the process's ``sys.modules`` three times: when the daemon starts its MQTT
-connection (everything imported before that lies on the way to the retained
-``online``), when the probe receives the retained ``online``, and when the process
-exits after a SIGTERM (everything the run ever loaded). The core loop's modules load
+writes the process's ``sys.modules`` (and whether the garbage collector is on) three
+times: when the daemon starts its MQTT connection (everything imported before that
+lies on the way to the retained ``online``), when the probe receives the retained
+``online``, and when the process exits after a SIGTERM (everything the run ever
+loaded). The core loop's modules load
 while the connection comes up; Home Assistant's client, the web stack and the
 report's plotting only when enabled (docs/PERFORMANCE.md, Start).
 """
@@ -28,14 +29,14 @@ from support.daemon import BASE_CONFIG, deep_merge
 pytestmark = pytest.mark.integration
 
 PROBE = """
-import atexit, json, os, signal, sys, threading
+import atexit, gc, json, os, signal, sys, threading
 
 config_path, out, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 seen = {}
 
 
 def snapshot(name):
-    seen[name] = sorted(sys.modules)
+    seen[name] = {"modules": sorted(sys.modules), "gc": gc.isenabled()}
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(seen, handle)
 
@@ -73,9 +74,10 @@ def noted_start(self):
 
 daemon_mqtt.MqttClient.start = noted_start
 
-from needlecare.cli.main import cli
+from needlecare.cli.main import main
 
-cli(["run", "-c", config_path])
+sys.argv = ["needlecare", "run", "-c", config_path]
+main()
 """
 
 # Top-level packages of the stacks that must wait until they are enabled.
@@ -108,7 +110,10 @@ AFTER_CONNECT = {
 
 
 def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str, set[str]]:
-    """The probe's three snapshots of ``sys.modules`` for a daemon with ``extra`` config."""
+    """The probe's three snapshots of ``sys.modules`` for a daemon with ``extra`` config.
+
+    Under the key ``gc``, the snapshots at which the garbage collector was on.
+    """
     store = {"store": {"path": str(workdir / "needlecare.db")}}
     mqtt = {"mqtt": {"host": broker.host, "port": broker.port}}
     config = deep_merge(deep_merge(BASE_CONFIG, {**store, **mqtt}), extra)
@@ -130,7 +135,9 @@ def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str,
     assert 0 == done.returncode, done.stderr
     found = json.loads(out.read_text(encoding="utf-8"))
     assert {"connecting", "online", "exit"} == set(found), done.stderr
-    return {name: set(modules) for name, modules in found.items()}
+    seen = {name: set(snapshot["modules"]) for name, snapshot in found.items()}
+    seen["gc"] = {name for name, snapshot in found.items() if snapshot["gc"]}
+    return seen
 
 
 def loaded(modules: set[str], stacks: set[str]) -> set[str]:
@@ -156,6 +163,14 @@ class TestStartPath:
         assert set() == loaded(seen["connecting"], AFTER_CONNECT)
         # The control: the same probe sees the core loop once the run is over.
         assert {"needlecare.app.core", "needlecare.domain.planning"} <= seen["exit"]
+
+    def test_the_collector_is_off_during_the_start_and_on_once_started(
+        self, mosquitto: MosquittoBroker, tmp_path: Path
+    ) -> None:
+        """gc is off on the way to online (10 % of it went to collections), then on for good."""
+        seen = snapshots(mosquitto, tmp_path)
+        assert "connecting" not in seen["gc"]
+        assert "exit" in seen["gc"]
 
     def test_enabling_the_web_app_loads_its_stack_after_the_connect(
         self, mosquitto: MosquittoBroker, tmp_path: Path

@@ -157,6 +157,7 @@ class Daemon:
             # collector's sight, so a collection during a turn only walks new objects.
             gc.collect()
             gc.freeze()
+            gc.enable()  # off during the start when run from the command line (cli.main)
             self.inbox.put(core.Signal.WAKE)  # catch up on what fell due while we were down
             self.ready.set()
             return built.core.run()

@@ -6,6 +6,7 @@ loads none of their output formatting, store readers or reports before the
 daemon says ``online`` (docs/PERFORMANCE.md, Start).
 """
 
+import gc
 import importlib
 import sys
 from pathlib import Path
@@ -72,8 +73,11 @@ class _Commands(click.Group):
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="needlecare")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Needlecare: microneedling sessions in, recovery reminders out."""
+    if ctx.invoked_subcommand != "run":
+        gc.enable()  # see main(); the daemon turns it back on once it has started
 
 
 @cli.command("check-config")
@@ -111,4 +115,14 @@ def run(config_path: Path | None, broker: bool) -> None:
 
 
 def main() -> None:
+    """The ``needlecare`` command.
+
+    The garbage collector is off while the command's modules load (``python -m
+    needlecare`` turns it off even before this module's own imports): a start
+    allocates tens of thousands of objects that live as long as the process, and
+    the collector's passes over them took some 10 % of the way to the daemon's
+    ``online``. Every command but ``run`` turns it back on once its arguments are
+    parsed; the daemon does once it has started, after one full collection.
+    """
+    gc.disable()
     cli()
