@@ -50,6 +50,10 @@ class _Subscriber:
     def take(self, count: int) -> list[mqtt.MQTTMessage]:
         return [self.messages.get(timeout=5) for _ in range(count)]
 
+    def sync(self) -> None:
+        """Wait until the broker has read everything queued so far (it answers in order)."""
+        self.client.publish(unique_topic("sync"), b"", qos=1).wait_for_publish(5)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -90,6 +94,7 @@ class TestPahoPrivate:
                 publisher.publish(topic, f"m{n}".encode(), qos=1)
             received = subscriber.take(50)
             assert paho_private.queue_pubacks(subscriber.client, [m.mid for m in received[:40]])
+            subscriber.sync()  # disconnect() right away can beat the queued bytes out
         finally:
             subscriber.close()
         subscriber = _Subscriber(mosquitto, client_id, topic)
