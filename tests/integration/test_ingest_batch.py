@@ -111,3 +111,35 @@ class TestBatch:
             done.ended_at,
         )
         store.close()
+
+    def test_beats_in_a_batch_fold_into_the_session_before_its_next_event(
+        self, tmp_path: Path
+    ) -> None:
+        """Out-of-order beats leave the newest; a new start in the same batch ends the old
+        session at its last beat, as if each beat had been applied on its own."""
+        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
+        care = Aftercare(
+            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
+        )
+        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        events = [
+            {"event_id": "s1", "type": "session_started", "timestamp": "2026-03-01T20:00:00Z"},
+            {"event_id": "h1", "type": "heartbeat", "timestamp": "2026-03-01T20:10:00Z"},
+            {"event_id": "h2", "type": "heartbeat", "timestamp": "2026-03-01T20:25:00Z"},
+            {"event_id": "h3", "type": "heartbeat", "timestamp": "2026-03-01T20:15:00Z"},
+            {"event_id": "s2", "type": "session_started", "timestamp": "2026-03-01T20:40:00Z"},
+            {"event_id": "h4", "type": "heartbeat", "timestamp": "2026-03-01T20:45:00Z"},
+        ]
+        topic = "needlecare/device/pen1/event"
+        ingest.handle([InboundMessage(topic, json.dumps(e).encode(), NOW) for e in events], NOW)
+        first, second = sorted(store.sessions(), key=lambda s: s.last_seen_at)
+        at = lambda minute: datetime(2026, 3, 1, 20, minute, tzinfo=UTC)  # noqa: E731
+        assert ("end_inferred", at(25), at(25)) == (
+            first.status.value,
+            first.ended_at,
+            first.last_seen_at,
+        )
+        assert ("open", at(45)) == (second.status.value, second.last_seen_at)
+        # Only the day's first beat is kept as an event; the rest moved state only.
+        assert ["s1", "h1", "s2"] == [e.event_id for e in store.iter_events()]
+        store.close()

@@ -103,6 +103,10 @@ class Ingest:
         self._refreshed: dict[str, rules.Session] = {}
         # The UTC day whose heartbeat is kept as an event, per device (one row a day).
         self._beat_days: dict[str, date] = {}
+        # The newest beat per device not yet folded into its open session (see _beat).
+        self._beats: dict[str, datetime] = {}
+        # Parsed inbound topics: a handful of devices send thousands of messages each.
+        self._topics_seen: dict[str, InboundTopic] = {}
         self._dead_lettered = 0
 
     def handle(self, messages: Sequence[InboundMessage], now: datetime) -> None:
@@ -154,6 +158,7 @@ class Ingest:
 
     def _flush_devices(self) -> None:
         """Last-seen times, one write per device and session per batch instead of per event."""
+        self._settle_beats()
         for seen in self._seen.values():
             self._store.touch_device(seen)
         for session in self._refreshed.values():
@@ -167,41 +172,55 @@ class Ingest:
         self._latest.clear()
         self._refreshed.clear()
         self._beat_days.clear()
+        self._beats.clear()
 
     def _record(self, message: InboundMessage) -> None:
         limit = self._config.mqtt.max_payload_bytes
         if len(message.payload) > limit:
             msg = f"payload of {len(message.payload)} bytes exceeds the {limit}-byte cap"
             raise RejectedError(msg)
-        try:
-            where = self._topics.parse_inbound(message.topic)
-        except TopicError as error:
-            raise RejectedError(str(error)) from error
+        where = self._where(message.topic)
         try:
             payload = _PARSERS[where.source].validate_json(message.payload)
         except ValidationError as error:
             raise RejectedError(describe_validation_error(error)) from error
         _check_timestamp(payload, message.received_at)
         profile = self._profile_for(where, payload)
+        if isinstance(payload, Heartbeat):
+            at = (payload.timestamp or message.received_at).astimezone(UTC)
+            if profile is None:
+                return  # cannot happen: a device's events always have one (_profile_for)
+            if not self._first_beat_of_day(where.slug, profile, at):
+                # Only the device's state moves (last seen, battery, cartridge, an open
+                # session's last seen): no event row, see docs/RELIABILITY.md (retention).
+                self._beat(where.slug, payload, at)
+                return
         record = _event_record(message, where, payload, profile)
-        if isinstance(payload, Heartbeat) and not self._first_beat_of_day(where.slug, record):
-            # Only the device's state moves (last seen, battery, cartridge, an open
-            # session's last seen): no event row, see docs/RELIABILITY.md (retention).
-            self._apply(where, payload, record)
-            return
         if not self._store.add_event(record):
             log.info("event_duplicate", event_id=record.event_id, topic=message.topic)
             return
         self._apply(where, payload, record)
 
-    def _first_beat_of_day(self, device_id: str, record: EventRecord) -> bool:
-        """Whether this heartbeat is the device's first of its UTC day (kept as an event)."""
-        day = record.occurred_at.date()
-        if self._beat_days.get(device_id) == day or record.profile is None:
+    def _where(self, topic: str) -> InboundTopic:
+        where = self._topics_seen.get(topic)
+        if where is None:
+            try:
+                where = self._topics.parse_inbound(topic)
+            except TopicError as error:
+                raise RejectedError(str(error)) from error
+            if len(self._topics_seen) >= _TOPICS_KEPT:
+                self._topics_seen.clear()  # a sender trying topic after topic
+            self._topics_seen[topic] = where
+        return where
+
+    def _first_beat_of_day(self, device_id: str, profile: str, at: datetime) -> bool:
+        """Whether a heartbeat at ``at`` is the device's first of its UTC day (kept as an event)."""
+        day = at.date()
+        if self._beat_days.get(device_id) == day:
             return False
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         kept = self._store.has_heartbeat_between(
-            record.profile, device_id, start, start + timedelta(days=1)
+            profile, device_id, start, start + timedelta(days=1)
         )
         if self._beat_days.get(device_id, day) <= day:
             self._beat_days[device_id] = day
@@ -317,6 +336,7 @@ class Ingest:
 
     def _void(self, profile: str, command: VoidSession) -> None:
         # A heartbeat's last-seen refresh may still be waiting for the batch's end.
+        self._settle_beats()
         session = self._refreshed.get(command.session_id) or self._store.session(command.session_id)
         if session is None or session.profile != profile:
             log.warning("session_unknown", session_id=command.session_id, profile=profile)
@@ -333,20 +353,50 @@ class Ingest:
         log.info("session_voided", session_id=session.id, profile=profile, reason=command.reason)
         self._care.session_voided(voided, self._now)
 
+    def _beat(self, device_id: str, beat: Heartbeat, at: datetime) -> None:
+        """A heartbeat that adds no event row: remember its time and readings.
+
+        An open session's last-seen moves only to the newest beat, so the beats of a
+        batch are folded into the session once (``_settle_beats``) rather than one
+        session copy each: most of a drain is heartbeats.
+        """
+        if self._beats.get(device_id, at) <= at:
+            self._beats[device_id] = at
+        self._seen[device_id] = _merge_seen(
+            self._seen.get(device_id),
+            DeviceSeen(device_id, at, beat.battery_pct, beat.cartridge_uses),
+        )
+
+    def _settle_beats(self, device_id: str | None = None) -> None:
+        """Fold the held beat times (of one device, or all) into the devices' open sessions."""
+        devices = list(self._beats) if device_id is None else [device_id]
+        for device in devices:
+            at = self._beats.pop(device, None)
+            if at is None:
+                continue
+            latest = self._latest_session(device)
+            if latest is None or not latest.is_open or latest.last_seen_at >= at:
+                continue
+            # Only last_seen moved: written once at the end of the batch.
+            seen = replace(latest, last_seen_at=at)
+            self._latest[device] = self._refreshed[seen.id] = seen
+
+    def _latest_session(self, device_id: str) -> rules.Session | None:
+        if device_id in self._latest:
+            return self._latest[device_id]
+        return self._store.latest_session(device_id)
+
     def _apply_device(self, device_id: str, payload: BaseModel, record: EventRecord) -> None:
         if not isinstance(payload, rules.DeviceSessionEvent) or record.profile is None:
             return
+        self._settle_beats(device_id)
         ctx = rules.DeviceContext(
             device_id,
             record.profile,
             record.occurred_at,
             min_needling=self._config.sessions.min_needling,
         )
-        latest = (
-            self._latest[device_id]
-            if device_id in self._latest
-            else self._store.latest_session(device_id)
-        )
+        latest = self._latest_session(device_id)
         for session in rules.apply_device_event(payload, ctx, latest):
             self._latest[device_id] = session
             if isinstance(payload, Heartbeat):
@@ -408,6 +458,9 @@ class Ingest:
         """When time-driven work is next due."""
         return rules.next_expiry(self._store.open_sessions(), self._config.sessions.timeout)
 
+
+# Parsed topics kept at most; a sender trying ever new topics only empties the cache.
+_TOPICS_KEPT = 1024
 
 # Device clocks drift, but an event from next week or last century is a broken
 # clock, not history: recording it would plan reminders around a wrong date.
