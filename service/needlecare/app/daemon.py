@@ -49,13 +49,16 @@ class _Relay:
 
     def __init__(self, inbox: "queue.SimpleQueue[InboxItem]") -> None:
         self._inbox = inbox
-        # Re-entrant: a signal handler on the main thread may post while open() runs.
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # the network thread's posts against open()
         self._held: list[Callable[[Any], InboxItem]] = []
         self._core: ModuleType | None = None  # needlecare.app.core, once loaded
         # Set at the first PUBACK (our "online": the broker has taken the subscriptions
         # sent before it) or when the broker refuses us for good.
         self.answered = threading.Event()
+
+    @property
+    def core(self) -> ModuleType | None:
+        return self._core
 
     def open(self, core: ModuleType) -> None:
         """Post what was held, in order; from now on post at once."""
@@ -93,9 +96,6 @@ class _Relay:
         self.answered.set()
         self._post(lambda core: core.Fatal(error))
 
-    def stop(self) -> None:
-        self._post(lambda core: core.Signal.STOP)
-
 
 @dataclass
 class Daemon:
@@ -106,6 +106,7 @@ class Daemon:
     inbox: "queue.SimpleQueue[InboxItem]" = field(default_factory=queue.SimpleQueue)
     ready: threading.Event = field(default_factory=threading.Event)
     _relay: _Relay = field(init=False)
+    _stop_asked: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._relay = _Relay(self.inbox)
@@ -140,6 +141,8 @@ class Daemon:
             from needlecare.app import assembly, core  # noqa: PLC0415 - after the connect
 
             relay.open(core)
+            if self._stop_asked.is_set():  # asked before the core's types were loaded
+                self.inbox.put(core.Signal.STOP)
             built = assembly.assemble(
                 config=cfg,
                 clock=self.clock,
@@ -171,9 +174,13 @@ class Daemon:
     def stop(self) -> None:
         """Ask the core loop to finish (safe from signal handlers and other threads).
 
-        During the start the request waits in the relay and the loop sees it first.
+        A request during the start is posted once the core's types are loaded, ahead
+        of the core loop's first turn.
         """
-        self._relay.stop()
+        self._stop_asked.set()  # before looking at the relay: see run()
+        core = self._relay.core
+        if core is not None:
+            self.inbox.put(core.Signal.STOP)
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
