@@ -18,7 +18,7 @@ from bench.harness.daemon import ONE_PROFILE, Daemon, devices, file_sizes, runni
 from bench.harness.daemon import wait_for_store as store_of
 from bench.harness.mqtt import Message, Peer, pad_json
 from bench.harness.proc import wait_idle, write_bytes
-from bench.harness.report import Bench, fmt, load_average, now, progress, table, verdict
+from bench.harness.report import Bench, fmt, load_average, now, progress, table, verdict, wall_clock
 
 HEARTBEAT_TARGET, EVENT_FACTOR_TARGET, GROWTH_TARGET = 4096, 4.0, 300
 MIRROR = "needlecare/mirror/hallway/event"
@@ -78,7 +78,7 @@ def live(work: Path, name: str, hold: float, rounds: list[list[Message]], *, pau
         def send() -> int:
             size = 0
             for messages in rounds:
-                size += peer.send(messages)
+                size += peer.send(messages, window=1)  # one at a time, each acked
                 time.sleep(pause)
             return size
 
@@ -115,7 +115,7 @@ def run(args: Any, work: Path) -> dict[str, Any]:
     from bench.ingest import build_events  # noqa: PLC0415 - the ingest bench's workload
 
     mix, sessions = build_events(args.mix, devices=20, block=100, tag="mix")
-    rounds = beats(args.beats, "w")
+    rounds = beats(args.beats, f"{wall_clock():%H%M%S}")  # ids as long as before
     events = [[m] for m in skin_checks(args.live, "live")]
     completed = "SELECT count(*) FROM sessions WHERE status = 'completed'"
     old = args.old_config
