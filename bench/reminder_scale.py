@@ -107,7 +107,12 @@ def measure_store(path: Path) -> dict[str, Any]:
     """Open the N-row file, then time the queries the core loop uses to find what is due."""
     from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
 
-    opens = timed(lambda: SqliteStore.open(path, now=wall_clock()).close(), 20, 1e3)
+    opens = []  # the open alone, as the daemon's start pays it
+    for _ in range(20):
+        started = time.perf_counter()
+        opened = SqliteStore.open(path, now=wall_clock())
+        opens.append(time.perf_counter() - started)
+        opened.close()
     store = SqliteStore.open(path, now=wall_clock())
     try:
         reminders = store.reminders
@@ -116,7 +121,7 @@ def measure_store(path: Path) -> dict[str, Any]:
             raise BenchError(f"no pending reminder in {path}")
         now, known = wall_clock(), reminders.get(KNOWN_ID)
         return {
-            "open_ms": opens,
+            "open_ms": summary(opens, 1e3),
             "next_due_at_us": timed(reminders.next_due_at),
             "due_next_us": timed(lambda: reminders.due(next_due)),
             "due_now_us": timed(lambda: reminders.due(now)),

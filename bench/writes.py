@@ -43,16 +43,19 @@ def skin_checks(count: int, tag: str) -> list[Message]:
 
 
 def window(daemon: Daemon, name: str, hold: float | None, send: Callable[[], int],
-           messages: int, *, since_spawn: bool = False) -> dict[str, Any]:  # fmt: skip
+           messages: int, *, spawn: bool = False) -> dict[str, Any]:  # fmt: skip
     """Write counters and file sizes around ``send()``, the daemon settled at both ends.
 
-    ``since_spawn``: the daemon was just started on a queued backlog; its whole process
+    ``spawn``: start the stopped daemon on a queued backlog first; its whole process
     (every byte since its spawn) is the window.
     """
-    if not since_spawn:
+    before_files = file_sizes(daemon.db)
+    if spawn:
+        daemon.start()
+    else:
         wait_idle(daemon.pid, quiet_s=1.0)
-    before_io = 0 if since_spawn else write_bytes(daemon.pid)
-    before_files, started = file_sizes(daemon.db), daemon.spawned_at if since_spawn else now()
+        before_files = file_sizes(daemon.db)
+    before_io, started = (0, daemon.spawned_at) if spawn else (write_bytes(daemon.pid), now())
     payload = send()
     wait_idle(daemon.pid, quiet_s=1.0)
     written, after_files = write_bytes(daemon.pid) - before_io, file_sizes(daemon.db)
@@ -104,8 +107,7 @@ def drain(work: Path, name: str, messages: list[Message], *, count: int, done_sq
                 reader.at_least(done_sql, done_at, timeout=300)
             return payload
 
-        daemon.start()
-        result = window(daemon, name, None, send, len(messages), since_spawn=True)
+        result = window(daemon, name, None, send, len(messages), spawn=True)
         result["exit_code"] = daemon.stop()
     progress(f"{name}: {result['write_bytes'] / payload:.2f}x the payload written")
     return result
