@@ -196,12 +196,13 @@ def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: 
             daemon.restart_clean()
             published = _publish(daemon.broker, messages)
             daemon.start()
-            started = daemon.wait_for("mqtt_connected")
-            startup_s, begun = started - daemon.spawned_at, daemon.spawned_at
         else:
             wait_idle(daemon.pid)
         spy = None if profile is None else PySpyRecord(daemon.pid, profile)
-        if mode == "live":
+        if mode == "drain":
+            started = daemon.wait_for("mqtt_connected")
+            startup_s, begun = started - daemon.spawned_at, daemon.spawned_at
+        else:
             published = _publish(daemon.broker, messages)
             started = begun = published["first_publish_at"]
         # Each device's last message is a session_ended, after its heartbeats.
