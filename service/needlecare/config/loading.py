@@ -8,7 +8,6 @@ errors into :class:`ConfigProblem` values that name the layer each bad value cam
 from.
 """
 
-import difflib
 import os
 import types
 import typing
@@ -302,6 +301,8 @@ def _plain_message(detail: ErrorDetails) -> str:
 
 def _unknown_key_message(path: DataPath) -> str:
     """ "unknown key", with the nearest known key at that place when one is close."""
+    import difflib  # noqa: PLC0415 - only a config with an unknown key needs it
+
     known = _known_keys(path[:-1])
     guess = difflib.get_close_matches(path[-1], known, n=1, cutoff=0.6) if path else []
     hint = f"; did you mean {guess[0]!r}?" if guess else ""
