@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,8 +209,23 @@ class Publisher:
         deadline = time.monotonic() + timeout
         while self.unacked():
             if time.monotonic() > deadline:
-                pytest.fail(f"{len(self.unacked())} publishes unacknowledged after {timeout:g} s")
+                pytest.fail(
+                    f"{len(self.unacked())} publishes unacknowledged after {timeout:g} s;"
+                    f" {self.connects} connects; paho holds {self.paho_view()}"
+                )
             time.sleep(0.05)
+
+    def paho_view(self) -> str:
+        """What paho itself holds, for a failure message (its private state, read only)."""
+        client: Any = self._client
+        with client._out_message_mutex:
+            states = Counter(m.state for m in client._out_messages.values())
+            inflight = client._inflight_messages
+        return (
+            f"{sum(states.values())} messages by state {dict(states)},"
+            f" {inflight} counted in flight, {len(client._out_packet)} packets unwritten,"
+            f" connection {client._state.name}"
+        )
 
     def close(self) -> None:
         self._client.disconnect()
