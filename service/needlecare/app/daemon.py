@@ -119,15 +119,7 @@ class Daemon:
             cfg.store.path, now=self.clock.now(), backup=cfg.store.backup_before_migrate
         )
         relay = self._relay
-        mqtt = MqttClient(
-            cfg.mqtt,
-            topics=topics,
-            clock=self.clock,
-            deliver=relay.deliver,
-            on_fatal=relay.fatal,
-            on_connected=relay.connected,
-            on_published=relay.published,
-        )
+        mqtt = self._mqtt_client(topics)
         started: list[Component] = []
         closers: list[Callable[[], None]] = [store.close]
         try:
@@ -170,6 +162,18 @@ class Daemon:
             for close in closers:
                 close()
             log.info("daemon_stopped")
+
+    def _mqtt_client(self, topics: Topics) -> MqttClient:
+        relay = self._relay
+        return MqttClient(
+            self.config.mqtt,
+            topics=topics,
+            clock=self.clock,
+            deliver=relay.deliver,
+            on_fatal=relay.fatal,
+            on_connected=relay.connected,
+            on_published=relay.published,
+        )
 
     def stop(self) -> None:
         """Ask the core loop to finish (safe from signal handlers and other threads).
