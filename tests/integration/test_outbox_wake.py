@@ -31,7 +31,6 @@ from support.mosquitto import MqttClientFactory
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-CONFIRM_WITHIN = timedelta(seconds=1)
 TOPIC = "needlecare/mirror/hallway/notify"
 CONFIG = NeedlecareConfig.model_validate(
     {"profiles": {"alice": {"timezone": "Europe/Berlin"}}, "mirrors": {"hallway": {}}}
@@ -64,7 +63,7 @@ class Setup:
         return [item.id for item in taken if item.id is not None]
 
     def next_wake(self) -> datetime | None:
-        return self.outbox.next_wake(NOW, confirm_within=CONFIRM_WITHIN)
+        return self.outbox.next_wake(NOW)
 
 
 @pytest.fixture
@@ -99,8 +98,8 @@ class TestOutboxWake:
         assert NOW == setup.next_wake()  # ready and not sent: a turn now
         sent = setup.send_due()
         assert 1 == len(sent)
-        # Published, PUBACK not yet written: no turn at once, one within the second at most.
-        assert NOW + CONFIRM_WITHIN == setup.next_wake()
+        # Published, PUBACK not yet written: no turn for it (its PUBACK brings one).
+        assert setup.next_wake() is None
         mid = setup.acked.get(timeout=5)
         while not setup.outbox.awaited([mid]):  # the PUBACK of the client's own "online"
             mid = setup.acked.get(timeout=5)
@@ -115,9 +114,12 @@ class TestOutboxWake:
         setup.add("second", NOW)
         assert NOW == setup.next_wake()
 
-    def test_a_later_item_beside_none_on_its_way_keeps_its_time(self, setup: Setup) -> None:
+    def test_a_later_item_keeps_its_time_beside_one_on_its_way_or_none(self, setup: Setup) -> None:
         later = NOW + timedelta(minutes=5)
         setup.add("later", later)
+        assert later == setup.next_wake()
+        setup.add("now", NOW)
+        setup.send_due()
         assert later == setup.next_wake()
 
     def test_offline_nothing_is_due(self, setup: Setup) -> None:

@@ -241,12 +241,16 @@ class OutboxTable:
         )
         return found[0] if found else None
 
-    def next_not_before(self, channels: tuple[str, ...]) -> datetime | None:
+    def next_not_before(
+        self, channels: tuple[str, ...], *, after: datetime | None = None
+    ) -> datetime | None:
+        """The earliest time a pending item may go out (only those later than ``after``)."""
         marks = ", ".join("?" for _ in channels)
+        later = "" if after is None else " AND not_before > ?"
         value = self._run(
             f"SELECT min(not_before) FROM outbox WHERE status = 'pending'"  # noqa: S608
-            f" AND channel IN ({marks})",
-            channels,
+            f" AND channel IN ({marks}){later}",
+            channels if after is None else (*channels, self._to_db(after)),
         ).fetchone()[0]
         return None if value is None else self._from_db(value)
 

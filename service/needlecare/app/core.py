@@ -344,7 +344,7 @@ class CoreLoop:
     def _next_wake(self, now: datetime) -> datetime | None:
         # The next local midnight is kept from the turn that passed the last one.
         times = [self.ingest.next_wake(), self.aftercare.next_wake(now, outbox=False)]
-        times += [self.outbox.next_wake(now, confirm_within=CONFIRM_WITHIN), self.midnight]
+        times += [self.outbox.next_wake(now), self.midnight]
         times += [self.confirm_by, self.hold_until]
         if self.retention is not None:
             times.append(self.retention.next_wake())

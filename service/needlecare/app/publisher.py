@@ -1,7 +1,7 @@
 """Sends the MQTT part of the outbox, and marks each item sent on the broker's PUBACK."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
@@ -40,7 +40,7 @@ class MqttOutbox:
             if item.id is not None and item.id not in sending
         ]
 
-    def next_wake(self, now: datetime, *, confirm_within: timedelta) -> datetime | None:
+    def next_wake(self, now: datetime) -> datetime | None:
         """When an item not yet on its way may go out; None while offline.
 
         An item published and waiting for its PUBACK stays pending in the store
@@ -60,9 +60,8 @@ class MqttOutbox:
         ready = self._store.outbox.ready(now, MQTT_CHANNELS, limit=len(sending) + 1)
         if any(item.id not in sending for item in ready):
             return now
-        # All that is due is on its way. Whatever falls due later is looked for
-        # again once the PUBACKs are written, within ``confirm_within``.
-        return now + confirm_within
+        # All that is due is on its way: the next item not yet due, if any.
+        return self._store.outbox.next_not_before(MQTT_CHANNELS, after=now)
 
     def awaited(self, mids: Sequence[int]) -> list[int]:
         """The PUBACKs among these that confirm an outbox item."""
