@@ -4,12 +4,13 @@ import os
 import queue
 import signal
 import socket
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from needlecare.app.inbound import Delivery
+from needlecare.app.inbound import AckToken, Delivery
 from needlecare.app.ports import PublishRefusedError
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
@@ -18,7 +19,7 @@ from needlecare_integrations.mqtt import MqttClient, MqttFatalError
 from needlecare_integrations.mqtt.paho_private import ReadAhead
 from support.clock import FakeClock
 from support.daemon import wait_until
-from support.mosquitto import MqttClientFactory
+from support.mosquitto import MqttClientFactory, MqttConnection
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +145,69 @@ def _adapter(mosquitto: MosquittoBroker, client_id: str) -> MqttClient:
         deliver=lambda delivery: None,
         on_fatal=lambda error: None,
     )
+
+
+class TestAckOnABrokenConnection:
+    """The broker-restart stall: a batch of acks written as the connection breaks."""
+
+    def test_acks_meeting_a_dead_connection_neither_hang_nor_stop_the_reconnect(
+        self, mosquitto: MosquittoBroker, mqtt_client_factory: MqttClientFactory
+    ) -> None:
+        """ack_all() returns although the write fails; the client connects again.
+
+        paho wrote queued packets on the calling thread, and a failed write ran
+        on_disconnect there, which waited for the lock ack_all() was holding: the
+        caller hung forever, and with it the next CONNACK.
+        """
+        inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        client = MqttClient(
+            MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="ack-broken"),
+            topics=Topics(),
+            clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+            deliver=inbox.put,
+            on_fatal=lambda error: None,
+        )
+        client.start()
+        publisher = mqtt_client_factory(mosquitto)
+        try:
+            # Which thread writes first is a race; five breaks make the hang near certain.
+            for round_ in range(5):
+                assert client.connected.wait(20), f"connected again before round {round_}"
+                self._break_while_acking(client, mosquitto, publisher, inbox)
+            assert client.connected.wait(20), "connected again"
+        finally:
+            client.stop(timeout=1.0)
+
+    @staticmethod
+    def _break_while_acking(
+        client: MqttClient,
+        mosquitto: MosquittoBroker,
+        publisher: MqttConnection,
+        inbox: "queue.SimpleQueue[Delivery]",
+    ) -> None:
+        tokens: list[AckToken] = []
+        while len(tokens) < 5:  # deliveries of this connection (earlier ones come back too)
+            publisher.publish("needlecare/device/pen1/event", b"m")
+            try:
+                token = inbox.get(timeout=0.5).token
+            except queue.Empty:
+                continue  # subscribed a moment after the CONNACK
+            if token.generation == client._generation:
+                tokens.append(token)
+        sock = client._client.socket()
+        pid = mosquitto.pid
+        assert sock is not None
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # the broker must not close first
+        try:
+            sock.shutdown(socket.SHUT_WR)  # the next write fails (EPIPE), as after a restart
+            acking = threading.Thread(target=client.ack_all, args=(tokens,), daemon=True)
+            acking.start()
+            acking.join(10)
+            assert not acking.is_alive(), "ack_all() hung on the broken connection"
+            wait_until(lambda: not client.connected.is_set(), what="the disconnect")
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 class TestPublishRefused:

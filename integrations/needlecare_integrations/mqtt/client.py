@@ -138,6 +138,14 @@ class MqttClient:
         paho_log.handlers = [self._socket_errors]
         client.enable_logger(paho_log)
         client.on_socket_open = self._on_socket_open
+        # With a callback here, paho never writes on the thread that queues a
+        # packet: publish() and ack() from the core thread only queue it and wake
+        # our loop, which writes. Without it, paho wrote on the core thread, and a
+        # write that found the connection gone ran on_disconnect there, inside
+        # ack_all() holding self._lock, which on_disconnect takes too: the core
+        # thread hung for good, and the next CONNACK hung the MQTT thread behind
+        # it (the broker-restart stall, docs/RELIABILITY.md).
+        client.on_socket_register_write = _write_in_our_loop
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -406,6 +414,10 @@ class MqttClient:
                 f"paho holds 65,535 unacknowledged messages; {topic} not queued"
             )
         return int(info.mid)
+
+
+def _write_in_our_loop(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """Nothing to do: our loop's select() is woken by paho and writes what is queued."""
 
 
 def paho_version() -> str:
