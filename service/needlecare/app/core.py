@@ -27,6 +27,7 @@ from needlecare.app.ports import (
     CheckpointPoke,
     CoreStore,
     MessageBus,
+    PublishRefusedError,
     StoreUnavailableError,
     WakeUp,
 )
@@ -359,9 +360,19 @@ class CoreLoop:
         if not self.aftercare.touched or not self.mqtt.connected.is_set():
             return
         for topic, payload in self.projections.updates(self.aftercare.touched, now):
-            self.mqtt.publish(topic, payload, qos=1, retain=True)
+            if not self._publish_retained(topic, payload):
+                return  # the profiles stay touched: the next turn publishes them
             self.projections.mark_published(topic, payload)
         self.aftercare.touched.clear()
+
+    def _publish_retained(self, topic: str, payload: bytes) -> bool:
+        """Queue a retained state message; False when paho's queue of 65,535 is full."""
+        try:
+            self.mqtt.publish(topic, payload, qos=1, retain=True)
+        except PublishRefusedError as error:
+            log.warning("mqtt_publish_refused", topic=topic, error=str(error))
+            return False
+        return True
 
     def _publish_health(self, now: datetime) -> None:
         """The bridge's health topic: read again after a write, at most every few seconds."""
@@ -376,8 +387,9 @@ class CoreLoop:
         except StoreUnavailableError as error:
             log.error("store_read_failed", error=str(error))
             return
-        if payload is not None:
-            self.mqtt.publish(discovery.health_topic(self.topics), payload, qos=1, retain=True)
+        if payload is not None and self._publish_retained(
+            discovery.health_topic(self.topics), payload
+        ):
             health.mark_published(payload)
 
     def _next_items(self) -> list[InboxItem]:
@@ -483,20 +495,27 @@ class CoreLoop:
                 self.topics, profile, profile_cfg.display_name, language=profile_cfg.language
             )
         for topic, config in entities:
-            self.mqtt.publish(topic, json.dumps(config).encode(), qos=1, retain=True)
+            self._publish_retained(topic, json.dumps(config).encode())
         try:
             announced = set(json.loads(self.store.get_meta(ANNOUNCED) or "[]"))
-            for gone in sorted(announced - set(cfg.profiles)):
-                for topic in discovery.removal_topics(self.topics, gone):
-                    self.mqtt.publish(topic, b"", qos=1, retain=True)
-                log.info("discovery_removed", profile=gone)
+            removals = [
+                topic
+                for gone in sorted(announced - set(cfg.profiles))
+                for topic in discovery.removal_topics(self.topics, gone)
+            ]
             devices = set(json.loads(self.store.get_meta(ANNOUNCED_DEVICES) or "[]"))
-            for gone in sorted(devices - set(cfg.devices)):
-                for topic in discovery.device_removal_topics(self.topics, gone):
-                    self.mqtt.publish(topic, b"", qos=1, retain=True)
-            with self.store.transaction():
-                self.store.set_meta(ANNOUNCED, json.dumps(sorted(cfg.profiles)))
-                self.store.set_meta(ANNOUNCED_DEVICES, json.dumps(sorted(cfg.devices)))
+            removals += [
+                topic
+                for gone in sorted(devices - set(cfg.devices))
+                for topic in discovery.device_removal_topics(self.topics, gone)
+            ]
+            published = [self._publish_retained(topic, b"") for topic in removals]
+            for gone in sorted(announced - set(cfg.profiles)):
+                log.info("discovery_removed", profile=gone)
+            if all(published):  # else the next announce removes them again
+                with self.store.transaction():
+                    self.store.set_meta(ANNOUNCED, json.dumps(sorted(cfg.profiles)))
+                    self.store.set_meta(ANNOUNCED_DEVICES, json.dumps(sorted(cfg.devices)))
         except StoreUnavailableError as error:
             log.error("store_write_failed", error=str(error))
         self.projections.forget()
