@@ -1,28 +1,10 @@
 """Two simulated years of a household on a fake clock: does the store stop growing?
 
-The daemon's core (ingest, aftercare, the Home Assistant outbox, retention) runs in
-this process over a real SQLite file opened as the daemon opens it (WAL,
-``synchronous=FULL``), on a fake clock, turn by turn as the core loop takes them:
-heartbeats held and committed together every ``retention.heartbeat_hold_s`` (120 s),
-every other message in a turn of its own, a turn at each wake-up the core would arm
-(due reminders, session time-outs, Home Assistant retries, purge steps, local
-midnights), a purge step when due. The household: 2 devices beating every 30 s, a
-session every 4 weeks on each, daily mirror events (presence, a skin check, a
-product) for both people, 100 bad payloads a day, and Home Assistant down one hour a
-week (Mondays 19:10-20:10 UTC, over the sessions' ends, so their prompts queue).
-
-What is left out, and why the figures still hold: MQTT (mirror items count as sent
-when released; a broker would only add the PUBACK's later confirmation) and Home
-Assistant's HTTP (a stand-in worker answers each call at once: ``sent``, or, while
-down, ``retry`` after the worker's own backoff). Bytes written per simulated day are
-measured over the first ``--measure-days`` with fsync as in the daemon; after those
-the store runs with ``synchronous=OFF``: the same rows and purges, so the same file
-sizes, in minutes instead of an hour of fsyncs.
-
-Figures: the store at the end of each year (target: year 2 <= year 1 + 10 %,
-<= 20 MiB), with rows, bytes per table and index (sqlite's dbstat) and free pages;
-bytes written per simulated day; every outbox item sent once, the ones queued while
-Home Assistant was down delivered after, none left waiting.
+The daemon's core (ingest, aftercare, the Home Assistant outbox, retention) in this
+process over a real store, turn by turn as the core loop takes them, fed the household
+that bench/README.md describes. Left out: MQTT (mirror items count as sent when
+released) and Home Assistant's HTTP (a stand-in worker answers each call at once).
+Targets: year 2 <= year 1 + 10 %, <= 20 MiB, every outbox item sent once.
 """
 
 import itertools
@@ -154,9 +136,8 @@ class Household:
             if self.ha_down(at):
                 self.retries += 1
                 self.queued_while_down.add(key)
-                delay = self.backoff(
-                    self.worker.failures, rand=self.worker.rand, base=1.0, cap=60.0
-                )
+                failures, rand = self.worker.failures, self.worker.rand
+                delay = self.backoff(failures, rand=rand, base=1.0, cap=60.0)
                 self.worker.failures += 1
                 self.ha.finished(item_id, "retry", "unreachable", delay, at)
             else:
@@ -186,42 +167,35 @@ class Household:
 
     def _messages(self, day: int, midnight: datetime) -> list[tuple[datetime, str, Any]]:
         timed: list[tuple[datetime, str, Any]] = []
+
+        def add(at: datetime, topic: str, body: dict[str, Any] | None, kind: str = "other") -> None:
+            timed.append((at, kind, self.message(topic, body, at)))
+
         device_topic = "needlecare/device/{}/event".format
         for n in range(int(timedelta(days=1) / BEAT)):
-            at = midnight + n * BEAT
+            body = {"type": "heartbeat", "battery_pct": 80, "cartridge_uses": day % 30}
             for device in ("pen1", "pen2"):
-                body = {"type": "heartbeat", "battery_pct": 80, "cartridge_uses": day % 30}
-                timed.append((at, "beat", self.message(device_topic(device), body, at)))
+                add(midnight + n * BEAT, device_topic(device), body, "beat")
         for n in range(BAD_PER_DAY):
-            at = midnight + timedelta(seconds=n * 864 + 7)
-            timed.append((at, "other", self.message(device_topic("pen1"), None, at)))
+            add(midnight + timedelta(seconds=n * 864 + 7), device_topic("pen1"), None)
         for offset, device in ((0, "pen1"), (14, "pen2")):
             if (day - offset) % SESSION_EVERY_DAYS == 0:
                 for minutes, kind in ((0, "session_started"), (15, "session_ended")):
                     at = midnight + timedelta(hours=19, minutes=minutes, seconds=1)
-                    timed.append(
-                        (at, "other", self.message(device_topic(device), {"type": kind}, at))
-                    )
+                    add(at, device_topic(device), {"type": kind})
         for n, profile in enumerate(("alice", "bob")):
-            for k, body in enumerate(
-                (
-                    {"type": "presence", "profile": profile},
-                    {"type": "skin_check", "profile": profile, "redness": 10 + day % 50},
-                    {"type": "product_applied", "profile": profile, "product": "serum"},
-                )
-            ):
+            mirror = ({"type": "presence", "profile": profile},
+                      {"type": "skin_check", "profile": profile, "redness": 10 + day % 50},
+                      {"type": "product_applied", "profile": profile,
+                       "product": "serum"})  # fmt: skip
+            for k, event in enumerate(mirror):
                 at = midnight + timedelta(hours=20, minutes=n * 10 + k, seconds=3)
-                timed.append(
-                    (at, "other", self.message("needlecare/mirror/hallway/event", body, at))
-                )
+                add(at, "needlecare/mirror/hallway/event", event)
         timed.sort(key=lambda entry: entry[0])
         return timed
 
     def size(self) -> dict[str, Any]:
-        """The file after a checkpoint: bytes, rows, free pages, bytes per table and index.
-
-        The three files as they were before the checkpoint are kept too: the log's share.
-        """
+        """The file after a checkpoint, by table and index; the files before it: the log's share."""
         sql, files = self.store._conn.execute, file_sizes(self.store.path)
         sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         objects = sql("SELECT name, count(*), sum(pgsize), sum(unused) FROM dbstat GROUP BY name")
