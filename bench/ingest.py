@@ -1,11 +1,9 @@
 """Ingest throughput: the daemon against a bare paho subscriber, through one real Mosquitto.
 
-N device events of 200 B (blocks of --block: a session start, heartbeats, an end) from
-a publisher process, QoS 1, to a fresh broker and store per scenario. **drain**: queued
-while the subscriber is offline, timed from its CONNACK, and from its process start
-(bare: from its function's entry, after its imports: kinder to bare); **live**: from
-the first publish. Each store must hold every session event once, one heartbeat row per
-device and UTC day, every session completed. Target: needlecare >= 60 % of bare.
+**drain**: queued while the subscriber is offline, timed from its CONNACK and from its
+process start (bare: from its function's entry, after its imports: kinder to bare);
+**live**: from the first publish. The events and checks: bench/README.md.
+Target: needlecare >= 60 % of bare.
 """
 
 import os
@@ -49,11 +47,7 @@ def _event(kind: str, event_id: str, stamp: str, block: int) -> dict[str, Any]:
 
 
 def build_events(count: int, *, devices: int, block: int, tag: str) -> tuple[list[Message], int]:
-    """``count`` messages and the number of sessions they hold.
-
-    Blocks of ``block`` messages go to the devices in turn; each block is
-    session_started, heartbeats, session_ended. What is left over is heartbeats.
-    """
+    """Blocks (a start, heartbeats, an end) to the devices in turn, heartbeats left over."""
     base = wall_clock()
     messages: list[Message] = []
     sessions = count // block if block >= 2 else 0
@@ -67,9 +61,6 @@ def build_events(count: int, *, devices: int, block: int, tag: str) -> tuple[lis
         topic = f"needlecare/device/pen{number % devices:02d}/event"
         messages.append((topic, pad_json(body, EVENT_BYTES)))
     return messages, sessions
-
-
-# -- the actors in their own processes ------------------------------------------------------
 
 
 def publisher(broker: Address, messages: list[Message], *, ready: Callable[[], None]) -> Any:
@@ -94,11 +85,7 @@ def publisher(broker: Address, messages: list[Message], *, ready: Callable[[], N
 
 
 def bare_subscriber(broker: Address, expected: int, mode: str, *, ready: Callable[[], None]) -> Any:
-    """paho, QoS 1, a persistent session and automatic acks; counts what arrives.
-
-    ``prime`` makes the session and its subscription and leaves; ``drain`` and
-    ``live`` resume it and wait for ``expected`` distinct messages.
-    """
+    """paho, QoS 1, a persistent session (``prime`` makes it) counting what arrives."""
     entered = now()  # after this process's interpreter start and imports: kind to bare
     seen: set[bytes] = set()
     got = {"last_at": 0.0, "received": 0}
@@ -122,13 +109,9 @@ def bare_subscriber(broker: Address, expected: int, mode: str, *, ready: Callabl
 
 
 def _publish(broker: Any, messages: list[Message]) -> dict[str, Any]:
-    published: dict[str, Any] = (
-        Child(publisher, Address(broker.host, broker.port), messages).start().result()
-    )
-    published["publisher_msgs_per_s"] = len(messages) / (
-        published["last_puback_at"] - published["first_publish_at"]
-    )
-    return published  # fmt: skip
+    got = Child(publisher, Address(broker.host, broker.port), messages).start().result()
+    rate = len(messages) / (got["last_puback_at"] - got["first_publish_at"])
+    return {**got, "publisher_msgs_per_s": rate}
 
 
 def _rates(count: int, mode: str, seconds: float, from_start: float, published: Any) -> Any:
@@ -136,9 +119,6 @@ def _rates(count: int, mode: str, seconds: float, from_start: float, published: 
             "msgs_per_s": count / seconds, "seconds_from_start": from_start,
             "msgs_per_s_from_start": count / from_start,
             "publisher_msgs_per_s": published["publisher_msgs_per_s"]}  # fmt: skip
-
-
-# -- scenarios -----------------------------------------------------------------------------------
 
 
 def measure_bare(work: Path, messages: list[Message], mode: str) -> dict[str, Any]:
@@ -163,7 +143,6 @@ def measure_bare(work: Path, messages: list[Message], mode: str) -> dict[str, An
 
 
 def verify(reader: StoreReader, daemon: Any, expected_events: int, sessions: int) -> Any:
-    """Every session event once, one heartbeat row per device and UTC day, nothing rejected."""
     events = reader.scalar("SELECT count(*) FROM events WHERE type != 'heartbeat'")
     distinct = reader.scalar("SELECT count(DISTINCT event_id) FROM events")
     beat_rows = reader.scalar("SELECT count(*) FROM events WHERE type = 'heartbeat'")
@@ -181,7 +160,6 @@ def verify(reader: StoreReader, daemon: Any, expected_events: int, sessions: int
 
 def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: int,
                    count: int, mqtt: Any, profile: Path | None = None) -> Any:  # fmt: skip
-    """One scenario through the daemon; with ``profile``, py-spy samples its drain or live run."""
     sections = {"mqtt": {"client_id": "needlecare-bench", **mqtt}, "mirrors": {"hallway": {}}}
     with (
         running_daemon(work / f"daemon-{mode}", **sections, **devices(count)) as daemon,
@@ -216,11 +194,7 @@ def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: 
             "exit_code": exit_code, "check": check}  # fmt: skip
 
 
-# -- the run -------------------------------------------------------------------------------------
-
-
 def _median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median rate, and every rate, of one scenario."""
     median = dict(sorted(runs, key=lambda r: r["msgs_per_s"])[(len(runs) - 1) // 2])
     median["runs_msgs_per_s"] = [r["msgs_per_s"] for r in runs]
     median["runs_msgs_per_s_from_start"] = [r["msgs_per_s_from_start"] for r in runs]
@@ -231,7 +205,6 @@ def _median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: Any, work: Path) -> dict[str, Any]:
-    """Every scenario ``--repeat`` times (medians reported)."""
     if min(args.events, args.devices, args.repeat) < 1:
         raise SystemExit("--events, --devices and --repeat must be positive")
     messages, sessions = build_events(args.events, devices=args.devices, block=args.block,
