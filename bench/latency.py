@@ -1,12 +1,8 @@
 """Latency: a session's end to its ``soothe`` prompt on the mirror, against a bare round trip.
 
-Per session a start (waiting until stored), then an end: from publishing the end (and
-from its PUBACK) to that session's ``soothe`` on the mirror topic (the protocol keeps
-only ``soothe``). Beside it, in alternating rounds on the same broker, two bare
-responders (paho, pydantic, SQLite insert + commit with synchronous FULL or NORMAL, a
-reply). The daemon's log splits its time into recorded / delivered / received. Each
-round's p99 is set beside the bare FULL p99 of the round trips right after it; target:
-the median of those ratios <= 1.5 (issue 14).
+Bare: paho, pydantic, SQLite insert + commit (FULL or NORMAL), a reply, in rounds
+alternating with the daemon's on the same broker. Each round's p99 is set beside the
+bare FULL p99 of the round trips right after it; target: their median <= 1.5.
 """
 
 import json
@@ -59,8 +55,6 @@ def _topic(mode: str, what: str) -> str:
 
 
 class EndedEvent(BaseModel):
-    """What the bare responder validates: the fields of a session_ended."""
-
     model_config = ConfigDict(extra="ignore", strict=True)
 
     event_id: str = Field(min_length=1, max_length=128)
@@ -106,8 +100,6 @@ def bare_responder(broker: Address, db: str, mode: str, *, ready: Callable[[], N
 
 
 class Harness:
-    """The publisher and the subscriber (paho, TCP_NODELAY), and what each measured."""
-
     def __init__(self, daemon: Daemon, reader: StoreReader, tag: str, profiles: int) -> None:
         self.tag = tag
         self._changed = threading.Condition()
@@ -134,7 +126,7 @@ class Harness:
         self.publisher.__exit__()
 
     def on_message(self, message: Any, stamp: float) -> None:
-        """Stamps the first arrival of each awaited key (a reminder id, a request id)."""
+        """Stamps the first arrival of each key (a reminder id, a request id)."""
         key = message.payload.decode()
         if message.topic == NOTIFY_TOPIC:
             body = json.loads(message.payload)
