@@ -159,13 +159,8 @@ def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential:
     from homeassistant_api import Client  # noqa: PLC0415 - heavy import
 
     def prompt(client: Any, notification_id: str) -> None:
-        client.trigger_service(
-            "persistent_notification",
-            "create",
-            notification_id=notification_id,
-            title=TITLE,
-            message=MESSAGE,
-        )
+        client.trigger_service("persistent_notification", "create", title=TITLE,
+                               notification_id=notification_id, message=MESSAGE)  # fmt: skip
         client.fire_event("needlecare_reminder", profile="bench", kind="soothe",
                           reminder_id=notification_id, title=TITLE, message=MESSAGE,
                           severity="warning")  # fmt: skip
@@ -181,10 +176,8 @@ def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential:
         delays = []
         for number in range(sequential):
             started = now()
-            prompt(client, f"bench_bare_{tag}_s{number}")
-            delays.append(
-                watch.wait([f"bench_bare_{tag}_s{number}"], ARRIVAL_TIMEOUT_S)[0] - started
-            )
+            prompt(client, notification_id := f"bench_bare_{tag}_s{number}")
+            delays.append(watch.wait([notification_id], ARRIVAL_TIMEOUT_S)[0] - started)
             time.sleep(PAUSE_S)
     return {"prompts_per_s": burst / seconds, "calls_per_s": 2 * burst / seconds,
             "sequential_ms": percentiles(delays)}  # fmt: skip
@@ -223,12 +216,10 @@ def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[st
 
 
 def run_measured(args: Any, work: Path) -> dict[str, Any]:
-    hass = getattr(args, "hass", None)
-    if hass is not None:
+    given = getattr(args, "hass", None)
+    running = own_homeassistant(work) if given is None else contextlib.nullcontext((given, None))
+    with running as (hass, start_s):
         result = measure(hass, work, burst_of=args.burst, sequential=args.sequential)
-        return {"machine": {"homeassistant": HA_VERSION}, "homeassistant_start_s": None, **result}
-    with own_homeassistant(work) as (own, start_s):
-        result = measure(own, work, burst_of=args.burst, sequential=args.sequential)
     return {"machine": {"homeassistant": HA_VERSION}, "homeassistant_start_s": start_s, **result}
 
 
