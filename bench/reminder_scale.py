@@ -63,9 +63,6 @@ def timed(call: Callable[[], object], count: int = 200, scale: float = 1e6) -> d
     return summary(durations, scale)
 
 
-# -- the store -----------------------------------------------------------------------
-
-
 def _rows(count: int, now: datetime) -> Iterator[tuple[str, str, str, str]]:
     """Pending reminders due from an hour from now to a year from now, in due order."""
     from needlecare_integrations.store.sqlite import to_db  # noqa: PLC0415
@@ -133,9 +130,6 @@ def measure_store(path: Path) -> dict[str, Any]:
         store.close()
 
 
-# -- the daemon as a process -----------------------------------------------------------
-
-
 def measure_daemon(work: Path) -> dict[str, Any]:
     """Start-up, idle RSS and the known reminder's delivery, with a broker of its own."""
     arrived: list[datetime] = []
@@ -169,11 +163,7 @@ def measure_daemon(work: Path) -> dict[str, Any]:
 
 
 def import_floor(runs: int = 3) -> dict[str, float]:
-    """Interpreter start plus the imports of ``needlecare run``: the daemon's floor.
-
-    The child prints time.monotonic() once imported (one clock for every process on
-    Linux), so the difference to our spawn time excludes its exit.
-    """
+    """Interpreter start plus the imports of ``needlecare run``, up to the child's stamp."""
     found = []
     for _ in range(runs):
         spawned = time.monotonic()
@@ -182,9 +172,6 @@ def import_floor(runs: int = 3) -> dict[str, float]:
         fields = dict(line.partition(":")[::2] for line in done.stdout.splitlines())
         found.append((float(fields["imported"]) - spawned, int(fields["VmRSS"].split()[0]) / 1024))
     return {"seconds": statistics.median(r[0] for r in found), "rss_mib": max(r[1] for r in found)}
-
-
-# -- the alternative: APScheduler with a job per reminder -----------------------------------
 
 
 def _noop() -> None:
@@ -252,7 +239,6 @@ def run(args: Any, work: Path) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    """The report as three tables and the import floor, for people."""
     pair = lambda f, d=0: f"{f['median']:.{d}f} / {f['p99']:.{d}f}"  # noqa: E731
     daemon_rows, store_rows, aps_rows = [], [], []
     for r in report["results"]:
@@ -292,11 +278,7 @@ BENCH = Bench(
     render,
     ok=lambda r: all(s["daemon"]["notified"] for s in r["results"]),
     options={
-        "--sizes": (
-            lambda t: [int(p) for p in t.split(",")],
-            list(DEFAULT_SIZES),
-            "e.g. 1000,5000",
-        ),
+        "--sizes": (lambda t: [int(n) for n in t.split(",")], list(DEFAULT_SIZES), "1000,5000"),
         "--apscheduler-max": (int, APSCHEDULER_MAX, "APScheduler for sizes up to this (0: never)"),
     },
 )
