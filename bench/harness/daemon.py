@@ -16,7 +16,7 @@ from typing import IO, Any, Self
 
 import yaml
 
-from bench.harness.mqtt import Peer, running_broker
+from bench.harness.mqtt import Peer, pad_json, running_broker
 from bench.harness.report import BenchError, now
 from needlecare_integrations.broker import MosquittoBroker
 
@@ -30,11 +30,7 @@ def log_stamp(entry: dict[str, Any]) -> datetime:
 
 
 class Daemon:
-    """``python -m needlecare run`` as a process; its JSON log lines are stamped as they come.
-
-    The same workdir, config and store serve every start, so it can be stopped and
-    started again (a persistent MQTT session then holds what was published meanwhile).
-    """
+    """``needlecare run`` as a process, its JSON log lines stamped as they come; restartable."""
 
     def __init__(self, workdir: Path, config: dict[str, Any], broker: MosquittoBroker) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -140,12 +136,8 @@ def _parse(line: bytes) -> dict[str, Any]:
 
 
 def wait_online(broker: MosquittoBroker, timeout: float = TIMEOUT_S) -> None:
-    """Wait until the daemon's retained status says ``online``.
-
-    The daemon subscribes before it publishes ``online`` on the same connection, and
-    the broker handles one connection's packets in order: once ``online`` is there,
-    so are the subscriptions. Its ``mqtt_connected`` log line alone does not say that.
-    """
+    """Wait for the retained ``online``: sent after the subscriptions on the same connection,
+    so they are in place (``mqtt_connected`` in the log does not say that)."""
     online = threading.Event()
     client_id = f"bench-status-{os.getpid()}-{threading.get_ident()}"
     on_message = lambda m, _s: online.set() if m.payload == b"online" else None  # noqa: E731
@@ -204,15 +196,8 @@ class StoreReader:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql, params).fetchall())
 
-    def wait_until(
-        self,
-        sql: str,
-        done: Callable[[Any], bool],
-        *,
-        params: Sequence[Any] = (),
-        timeout: float = TIMEOUT_S,
-        poll_s: float = 0.01,
-    ) -> float:
+    def wait_until(self, sql: str, done: Callable[[Any], bool], *, params: Sequence[Any] = (),
+                   timeout: float = TIMEOUT_S, poll_s: float = 0.01) -> float:  # fmt: skip
         """Poll ``sql`` until ``done(value)``; the stamp of the first poll that saw it."""
         deadline = now() + timeout
         while True:
@@ -245,10 +230,7 @@ def wait_for_store(db: Path, timeout: float = TIMEOUT_S) -> StoreReader:
 
 
 class Sessions:
-    """Sessions through the daemon, each on a device of its own: starts (stored), then ends.
-
-    ``profile(n)`` and ``device(n)`` name session n's profile and device.
-    """
+    """Sessions through the daemon, session n on ``device(n)`` for ``profile(n)``."""
 
     def __init__(self, peer: Peer, reader: StoreReader, tag: str, *,
                  profile: Callable[[int], str], device: Callable[[int], str]) -> None:  # fmt: skip
@@ -257,8 +239,6 @@ class Sessions:
 
     def _publish(self, numbers: Sequence[int], kind: str, **fields: Any) -> float:
         """Publish, then wait for every PUBACK; the last one's stamp."""
-        from bench.harness.mqtt import pad_json  # noqa: PLC0415
-
         mids = [
             self.peer.publish(f"needlecare/device/{self.device(n)}/event", pad_json(
                 {"event_id": f"{self.tag}-{kind[8]}{n}", "type": kind,
@@ -299,10 +279,7 @@ def file_sizes(db: Path) -> dict[str, int]:
 
 @contextmanager
 def running_daemon(work: Path, *, start: bool = True, **sections: Any) -> Iterator[Daemon]:
-    """A broker of its own and the daemon on ``work/needlecare.db``, started and online.
-
-    With ``start=False`` the caller starts it. It is stopped at the end if still running.
-    """
+    """A broker of its own and the daemon on ``work/needlecare.db``; online unless not ``start``."""
     with running_broker(work / "broker") as broker:
         config = daemon_config(broker, work / "needlecare.db", **sections)
         daemon = Daemon(work / "daemon", config, broker)
