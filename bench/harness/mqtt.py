@@ -59,17 +59,11 @@ class Peer:
     paho never disables Nagle's algorithm; a bench peer must, or it measures 40 ms timers.
     """
 
-    def __init__(
-        self,
-        broker: MosquittoBroker | Address,
-        client_id: str,
-        *,
-        clean_start: bool = True,
-        session_expiry: int | None = None,
-        on_message: Callable[[mqtt.MQTTMessage, float], None] | None = None,
-        on_puback: Callable[[int, float], None] | None = None,
-        max_inflight: int = 20,
-    ) -> None:
+    def __init__(self, broker: MosquittoBroker | Address, client_id: str, *,
+                 clean_start: bool = True, session_expiry: int | None = None,
+                 on_message: Callable[[mqtt.MQTTMessage, float], None] | None = None,
+                 on_puback: Callable[[int, float], None] | None = None,
+                 max_inflight: int = 20) -> None:  # fmt: skip
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(max_inflight)
         self._broker = (broker.host, broker.port)
@@ -109,11 +103,7 @@ class Peer:
         return self
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
-        """Queue a publish; its message id (see ``acked_at``).
-
-        paho holds at most 65,535 unacknowledged messages (16-bit ids): past that it
-        refuses the publish and returns an id another message still uses.
-        """
+        """Queue a publish; its message id. Past 65,535 unacknowledged paho refuses it."""
         info = self.client.publish(topic, payload, qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise BenchError(f"paho refused a publish to {topic}: {mqtt.error_string(info.rc)}")
@@ -127,10 +117,7 @@ class Peer:
             return self._acked.pop(mid)
 
     def send(self, messages: list[Message], window: int = 100, timeout: float = 120) -> int:
-        """Publish with QoS 1, ``window`` at a time, each acknowledged; the payload bytes.
-
-        A window at a time keeps paho far below its 65,535 unacknowledged messages.
-        """
+        """Publish with QoS 1, ``window`` at a time, each acknowledged; the payload bytes."""
         for first in range(0, len(messages), window):
             part = messages[first : first + window]
             for mid in [self.publish(topic, payload) for topic, payload in part]:
