@@ -39,11 +39,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def write_bytes(pid: int | str = "self") -> int:
-    """Bytes the process made the kernel send to storage (``/proc/PID/io``).
-
-    Counted when a page of the page cache turns dirty: a page rewritten and fsynced
-    again counts again, a page rewritten before writeback does not.
-    """
+    """``/proc/PID/io`` write_bytes: counted as pages turn dirty, so a page rewritten and
+    fsynced again counts again, one rewritten before writeback does not."""
     return _status(Path(f"/proc/{pid}/io"), "write_bytes")
 
 
@@ -93,9 +90,6 @@ def wait_idle(pid: int, *, quiet_s: float = 0.5, timeout: float = TIMEOUT_S) -> 
     return now() - started
 
 
-# -- py-spy ----------------------------------------------------------------------------------
-
-
 def py_spy() -> str | None:
     """The py-spy executable (``pip install py-spy`` into the venv), or None."""
     beside = Path(sys.executable).with_name("py-spy")
@@ -133,11 +127,7 @@ class PySpyRecord:
 
 
 def profile_summary(raw: Path, *, within: str, top: int = 15) -> dict[str, Any]:
-    """The hottest functions (self and inclusive) in stacks through ``within``.
-
-    Shares are of the samples that pass through ``within`` (e.g. ``CoreLoop.run``), so
-    start-up and idle threads do not dilute them; line numbers are merged.
-    """
+    """The hottest functions, self and inclusive, as shares of the stacks through ``within``."""
     own: dict[str, int] = {}
     total: dict[str, int] = {}
     threads: dict[str, int] = {}
@@ -163,12 +153,7 @@ def profile_summary(raw: Path, *, within: str, top: int = 15) -> dict[str, Any]:
             "self": shares(own), "inclusive": shares(total)}  # fmt: skip
 
 
-# -- a function in a fresh process -------------------------------------------------------------
-
-
-def _child_main(
-    target: Callable[..., Any], args: tuple[Any, ...], results: Any, ready: Any
-) -> None:
+def _child_main(target: Callable[..., Any], args: Any, results: Any, ready: Any) -> None:
     try:
         value = target(*args, ready=ready.set)
     except BaseException:  # the parent shows it: a child's traceback is lost otherwise
@@ -178,11 +163,7 @@ def _child_main(
 
 
 class Child:
-    """``target(*args, ready=callback)`` in a spawned process; its return value back.
-
-    The target calls ``ready()`` once set up (connected, subscribed), so the parent can
-    start the next actor only then.
-    """
+    """``target(*args, ready=callback)`` in a spawned process; it calls ``ready()`` once set up."""
 
     def __init__(self, target: Callable[..., Any], *args: Any) -> None:
         context = multiprocessing.get_context("spawn")
