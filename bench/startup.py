@@ -98,50 +98,32 @@ def run(args: Any, work: Path) -> dict[str, Any]:
                 ready.append(started)
                 progress(f"round {n + 1}: bare {bare[-1]:.3f} s, needlecare {online:.3f} s")
     ratio = median(ours) / median(bare)
-    return {
-        "rounds": args.rounds,
-        "first_start_s": first,
-        "bare_s": bare,
-        "needlecare_s": ours,
-        "bare_median_s": median(bare),
-        "needlecare_median_s": median(ours),
-        "ratio": ratio,
-        "ready_s": ready,
-        "ready_median_s": median(ready),
-        "ready_ratio": median(ready) / median(bare),
-        "round_ratios": [o / b for o, b in zip(ours, bare, strict=True)],
-        "target": TARGET,
-        "target_met": ratio <= TARGET,
-        "load_average": loads,
-    }
+    return {"rounds": args.rounds, "first_start_s": first, "bare_s": bare, "needlecare_s": ours,
+            "bare_median_s": median(bare), "needlecare_median_s": median(ours), "ratio": ratio,
+            "ready_s": ready, "ready_median_s": median(ready),
+            "ready_ratio": median(ready) / median(bare),
+            "round_ratios": [o / b for o, b in zip(ours, bare, strict=True)],
+            "target": TARGET, "target_met": ratio <= TARGET, "load_average": loads}  # fmt: skip
 
 
 def render(report: dict[str, Any]) -> str:
+    series = zip(report["bare_s"], report["needlecare_s"], report["ready_s"],
+                 report["load_average"], strict=True)  # fmt: skip
     rows = [
         [str(n + 1), fmt(b * 1e3, 0), fmt(o * 1e3, 0), fmt(o / b, 2), fmt(r * 1e3, 0), fmt(load, 2)]
-        for n, (b, o, r, load) in enumerate(
-            zip(
-                report["bare_s"],
-                report["needlecare_s"],
-                report["ready_s"],
-                report["load_average"],
-                strict=True,
-            )
-        )
+        for n, (b, o, r, load) in enumerate(series)
     ]
-    return "\n".join(
-        [
-            "Process start -> retained online (ms), a restart on an existing store:",
-            table(("round", "bare paho", "needlecare", "ratio", "core running", "load"), rows),
-            "",
-            f"first start (creates the store): {report['first_start_s'] * 1e3:.0f} ms",
-            f"median: needlecare {report['needlecare_median_s'] * 1e3:.0f} ms, bare"
-            f" {report['bare_median_s'] * 1e3:.0f} ms = {report['ratio']:.2f}x"
-            f" (target <= {report['target']:.0f}x: {verdict(report['target_met'])})",
-            f"core loop running: {report['ready_median_s'] * 1e3:.0f} ms ="
-            f" {report['ready_ratio']:.2f}x the bare client's online (no target)",
-        ]
-    )
+    return "\n".join([
+        "Process start -> retained online (ms), a restart on an existing store:",
+        table(("round", "bare paho", "needlecare", "ratio", "core running", "load"), rows),
+        "",
+        f"first start (creates the store): {report['first_start_s'] * 1e3:.0f} ms",
+        f"median: needlecare {report['needlecare_median_s'] * 1e3:.0f} ms, bare"
+        f" {report['bare_median_s'] * 1e3:.0f} ms = {report['ratio']:.2f}x"
+        f" (target <= {report['target']:.0f}x: {verdict(report['target_met'])})",
+        f"core loop running: {report['ready_median_s'] * 1e3:.0f} ms ="
+        f" {report['ready_ratio']:.2f}x the bare client's online (no target)",
+    ])  # fmt: skip
 
 
 BENCH = Bench("startup", __doc__, run, render, options={"--rounds": (int, 7, "paired rounds")})
