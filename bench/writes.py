@@ -28,13 +28,9 @@ def beats(count: int, tag: str) -> list[list[Message]]:
     """``count`` rounds of a heartbeat from each of the 2 devices."""
     body = lambda d, n: {"event_id": f"hb-{tag}-{d}-{n}", "type": "heartbeat",  # noqa: E731
                          "battery_pct": 90 - n % 50, "cartridge_uses": n}  # fmt: skip
-    return [
-        [
-            (f"needlecare/device/{d}/event", json.dumps(body(d, n)).encode())
-            for d in ("pen1", "pen2")
-        ]
-        for n in range(count)
-    ]
+    topic = "needlecare/device/{}/event".format
+    return [[(topic(d), json.dumps(body(d, n)).encode()) for d in ("pen1", "pen2")]
+            for n in range(count)]  # fmt: skip
 
 
 def skin_checks(count: int, tag: str) -> list[Message]:
@@ -44,11 +40,8 @@ def skin_checks(count: int, tag: str) -> list[Message]:
 
 def window(daemon: Daemon, name: str, hold: float | None, send: Callable[[], int],
            messages: int, *, spawn: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Write counters and file sizes around ``send()``, the daemon settled at both ends.
-
-    ``spawn``: start the stopped daemon on a queued backlog first; its whole process
-    (every byte since its spawn) is the window.
-    """
+    """Write counters and file sizes around ``send()``, the daemon settled at both ends; with
+    ``spawn`` the stopped daemon starts on a queued backlog, its whole process the window."""
     before_files = file_sizes(daemon.db)
     if spawn:
         daemon.start()
@@ -95,9 +88,8 @@ def drain(work: Path, name: str, messages: list[Message], *, count: int, done_sq
     """Queue ``messages`` while the daemon is down; measure its whole next process."""
     sections = devices(count) | {"mirrors": {"hallway": {}}}
     sections["profiles"] |= ONE_PROFILE
-    with running_daemon(
-        work / name, mqtt={"client_id": f"needlecare-bench-{name}"}, **sections
-    ) as daemon:
+    sections["mqtt"] = {"client_id": f"needlecare-bench-{name}"}
+    with running_daemon(work / name, **sections) as daemon:
         daemon.restart_clean()
         with Peer(daemon.broker, f"bench-{name}", max_inflight=100) as peer:
             payload = peer.send(messages)
@@ -137,13 +129,9 @@ def run(args: Any, work: Path) -> dict[str, Any]:
         "mix_write_factor": (mixed["write_bytes"] / mixed["payload_bytes"], EVENT_FACTOR_TARGET),
         "mix_growth_bytes": (mixed["db_growth_bytes"] / mixed["messages"], GROWTH_TARGET),
     }
-    return {
-        "results": results,
-        "targets": {
-            k: {"target": t, "measured": m, "met": m <= t} for k, (m, t) in figures.items()
-        },
-        "heartbeat_hold_off_bytes": each["write_bytes_per_message"],
-    }
+    targets = {k: {"target": t, "measured": m, "met": m <= t} for k, (m, t) in figures.items()}
+    hold_off = each["write_bytes_per_message"]
+    return {"results": results, "targets": targets, "heartbeat_hold_off_bytes": hold_off}
 
 
 def render(report: dict[str, Any]) -> str:
