@@ -1,9 +1,6 @@
 """A bench's command line, its JSON report with the machine's details, figures and tables.
 
-A bench is a :class:`Bench`: its options, ``run(args, work)`` returning its figures,
-``render(report)`` for people and ``ok(report)`` for the exit code (a lost or doubled
-event, never a missed performance target). Times that cross processes are
-``time.monotonic()``: one clock for every process on Linux.
+``ok(report)`` decides the exit code: a lost or doubled event, never a missed target.
 """
 
 import argparse
@@ -56,7 +53,6 @@ def quiet_logs(level: int = logging.WARNING) -> None:
 
 
 def load_average() -> float:
-    """The 1-minute load average: other work on a shared machine shows here."""
     return os.getloadavg()[0]
 
 
@@ -101,11 +97,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-# -- the machine -----------------------------------------------------------------------------
-
-
 def output(*command: str) -> str:
-    """What ``command`` printed on stdout (empty when it failed)."""
     return subprocess.run(command, check=False, capture_output=True, text=True).stdout
 
 
@@ -132,11 +124,8 @@ def _cpu_model() -> str:
 
 
 def machine(where: Path, source_before: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the figures were measured on; ``where``'s file system decides what fsync costs.
-
-    With ``source_before`` (taken at the start), says whether the product code changed
-    during the run: on a shared checkout, figures from such a run mix two versions.
-    """
+    """What the figures were measured on (``where``'s file system decides what fsync costs),
+    and whether the product code changed since ``source_before``: then figures mix versions."""
     source = source_state()
     return {
         **source,
@@ -171,8 +160,6 @@ def write_report(report: Report, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
-
-# -- a bench ---------------------------------------------------------------------------------
 
 # flag -> (type, default, help); a bool default makes a switch.
 Options = dict[str, tuple[Callable[[str], Any], Any, str]]
