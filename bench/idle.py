@@ -61,25 +61,16 @@ def run(args: Any, work: Path) -> dict[str, Any]:
         exit_code = d.stop()
     threads = thread_rows(before, after, names, seconds)
     pollers = [t["name"] for t in threads if t["wakes_per_min"] > POLLING_WAKES_PER_MIN]
-    return {
-        "pending": args.pending,
-        "keepalive_s": KEEPALIVE_S,
-        "expected_paho_wakes_per_min": 60 / max(1.0, KEEPALIVE_S / 4) + 60 / KEEPALIVE_S,
-        "seed_s": seed_s,
-        "connected_s": connected_s,
-        "idle_s": seconds,
-        "cpu_ms": (cpu_after - cpu_before) * 1e3,
-        "cpu_share": (cpu_after - cpu_before) / seconds,
-        "rss_mib": rss,
-        "rss_peak_mib": peak,
-        "threads": threads,
-        "thread_names_from": "py-spy dump" if names else "/proc comm",
-        "exit_code": exit_code,
-        "polling_threads": pollers,
-        "target_rss_mib": TARGET_RSS_MIB,
-        "target_met": rss <= TARGET_RSS_MIB and not pollers,
-        "load_average": load_average(),
-    }
+    cpu_s = cpu_after - cpu_before
+    return {"pending": args.pending, "keepalive_s": KEEPALIVE_S,
+            "expected_paho_wakes_per_min": 60 / max(1.0, KEEPALIVE_S / 4) + 60 / KEEPALIVE_S,
+            "seed_s": seed_s, "connected_s": connected_s, "idle_s": seconds,
+            "cpu_ms": cpu_s * 1e3, "cpu_share": cpu_s / seconds, "rss_mib": rss,
+            "rss_peak_mib": peak, "threads": threads,
+            "thread_names_from": "py-spy dump" if names else "/proc comm",
+            "exit_code": exit_code, "polling_threads": pollers, "target_rss_mib": TARGET_RSS_MIB,
+            "target_met": rss <= TARGET_RSS_MIB and not pollers,
+            "load_average": load_average()}  # fmt: skip
 
 
 def render(report: dict[str, Any]) -> str:
@@ -89,34 +80,24 @@ def render(report: dict[str, Any]) -> str:
         for t in report["threads"]
     ]  # fmt: skip
     target, pollers = report["target_rss_mib"], ", ".join(report["polling_threads"]) or "none"
-    return "\n".join(
-        [
-            f"Idle: {report['pending']:,} pending reminders, connected, idle for"
-            f" {report['idle_s']:.1f} s (keepalive {report['keepalive_s']} s;"
-            f" thread names from {report['thread_names_from']})",
-            table(("thread", "tid", "wakes", "wakes/min", "involuntary", "CPU ms"), rows),
-            "",
-            f"process CPU: {report['cpu_ms']:.1f} ms ({report['cpu_share']:.3%} of a core);"
-            f" RSS {report['rss_mib']:.1f} MiB (peak {report['rss_peak_mib']:.1f});"
-            f" connected {report['connected_s']:.2f} s after spawn",
-            f"RSS <= {target:g} MiB: {verdict(report['rss_mib'] <= target)};"
-            f" threads waking > {POLLING_WAKES_PER_MIN:g}/min (polling): {pollers};"
-            f" paho expected {report['expected_paho_wakes_per_min']:.0f}/min",
-        ]
-    )
+    return "\n".join([
+        f"Idle: {report['pending']:,} pending reminders, connected, idle for"
+        f" {report['idle_s']:.1f} s (keepalive {report['keepalive_s']} s;"
+        f" thread names from {report['thread_names_from']})",
+        table(("thread", "tid", "wakes", "wakes/min", "involuntary", "CPU ms"), rows),
+        "",
+        f"process CPU: {report['cpu_ms']:.1f} ms ({report['cpu_share']:.3%} of a core);"
+        f" RSS {report['rss_mib']:.1f} MiB (peak {report['rss_peak_mib']:.1f});"
+        f" connected {report['connected_s']:.2f} s after spawn",
+        f"RSS <= {target:g} MiB: {verdict(report['rss_mib'] <= target)};"
+        f" threads waking > {POLLING_WAKES_PER_MIN:g}/min (polling): {pollers};"
+        f" paho expected {report['expected_paho_wakes_per_min']:.0f}/min",
+    ])  # fmt: skip
 
 
-BENCH = Bench(
-    "idle",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: r["exit_code"] == 0,
-    options={
-        "--pending": (int, 100_000, "pending reminders"),
-        "--idle": (float, 60.0, "seconds to sample"),
-    },
-)
+OPTIONS = {"--pending": (int, 100_000, "pending reminders"),
+           "--idle": (float, 60.0, "seconds to sample")}  # fmt: skip
+BENCH = Bench("idle", __doc__, run, render, ok=lambda r: r["exit_code"] == 0, options=OPTIONS)
 main = BENCH.main
 
 if __name__ == "__main__":
