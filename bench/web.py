@@ -84,37 +84,25 @@ def run(args: Any, work: Path) -> dict[str, Any]:
 
 
 def render(report: dict[str, Any]) -> str:
-    rows = [
-        [route, *(fmt(report[route][k], 1) for k in ("p50", "p90", "p99", "max"))]
-        for route in ROUTES
-    ]
+    percents = ("p50", "p90", "p99", "max")
+    rows = [[route, *(fmt(report[route][k], 1) for k in percents)] for route in ROUTES]
     p99_ok = all(report[route]["p99"] <= TARGET_P99_MS for route in ROUTES)
-    return "\n".join(
-        [
-            f"Web API: {report['sessions']:,} sessions, {report['requests']} GETs per route (ms)",
-            table(("route", "p50", "p90", "p99", "max"), rows),
-            "",
-            f"RSS web off {report['rss_web_off_mib']:.1f} MiB, on {report['rss_web_on_mib']:.1f}"
-            f" MiB, on after the requests {report['rss_web_on_after_mib']:.1f} MiB:"
-            f" +{report['extra_rss_mib']:.1f} MiB",
-            f"p99 <= {TARGET_P99_MS:g} ms: {verdict(p99_ok)};"
-            f" extra RSS <= {TARGET_EXTRA_MIB:g} MiB:"
-            f" {verdict(report['extra_rss_mib'] <= TARGET_EXTRA_MIB)}",
-        ]
-    )
+    return "\n".join([
+        f"Web API: {report['sessions']:,} sessions, {report['requests']} GETs per route (ms)",
+        table(("route", "p50", "p90", "p99", "max"), rows),
+        "",
+        f"RSS web off {report['rss_web_off_mib']:.1f} MiB, on {report['rss_web_on_mib']:.1f}"
+        f" MiB, on after the requests {report['rss_web_on_after_mib']:.1f} MiB:"
+        f" +{report['extra_rss_mib']:.1f} MiB",
+        f"p99 <= {TARGET_P99_MS:g} ms: {verdict(p99_ok)};"
+        f" extra RSS <= {TARGET_EXTRA_MIB:g} MiB:"
+        f" {verdict(report['extra_rss_mib'] <= TARGET_EXTRA_MIB)}",
+    ])  # fmt: skip
 
 
-BENCH = Bench(
-    "web",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: r["target_met"],
-    options={
-        "--sessions": (int, 10_000, "closed sessions in the store"),
-        "--requests": (int, 300, "GETs per route"),
-    },
-)
+OPTIONS = {"--sessions": (int, 10_000, "closed sessions in the store"),
+           "--requests": (int, 300, "GETs per route")}  # fmt: skip
+BENCH = Bench("web", __doc__, run, render, ok=lambda r: r["target_met"], options=OPTIONS)
 main = BENCH.main
 
 if __name__ == "__main__":
