@@ -324,21 +324,15 @@ def render(report: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-BENCH = Bench(
-    "latency",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: (
-        r["soothe_per_session"] == {"min": 1, "max": 1} and not any(r["timeouts"].values())
-    ),
-    options={
-        "--sessions": (int, 2000, "sessions through the daemon"),
-        "--profiles": (int, 20, "profiles the sessions take turns over"),
-        "--rounds": (int, 5, "paired rounds (400 sessions a round at the default 2,000)"),
-        "--warmup": (int, 20, "unrecorded sessions and round trips first"),
-    },
-)
+OPTIONS = {
+    "--sessions": (int, 2000, "sessions through the daemon"),
+    "--profiles": (int, 20, "profiles the sessions take turns over"),
+    "--rounds": (int, 5, "paired rounds (400 sessions a round at the default 2,000)"),
+    "--warmup": (int, 20, "unrecorded sessions and round trips first"),
+}
+BENCH = Bench("latency", __doc__, run, render, options=OPTIONS,
+              ok=lambda r: r["soothe_per_session"] == {"min": 1, "max": 1}
+              and not any(r["timeouts"].values()))  # fmt: skip
 main = BENCH.main
 
 if __name__ == "__main__":
