@@ -254,17 +254,12 @@ def render(report: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-BENCH = Bench(
-    "ha_delivery",
-    __doc__,
-    run_measured,
-    render,
-    ok=lambda r: r["exit_code"] == 0,
-    options={
-        "--burst": (int, 200, "sessions ended at once"),
-        "--sequential": (int, 50, "sessions one at a time"),
-    },
-)
+OPTIONS = {
+    "--burst": (int, 200, "sessions ended at once"),
+    "--sequential": (int, 50, "sessions one at a time"),
+}
+BENCH = Bench("ha_delivery", __doc__, run_measured, render, options=OPTIONS,
+              ok=lambda r: r["exit_code"] == 0)  # fmt: skip
 main = BENCH.main
 
 if __name__ == "__main__":
