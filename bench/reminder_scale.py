@@ -271,17 +271,12 @@ def render(report: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-BENCH = Bench(
-    "reminder_scale",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: all(s["daemon"]["notified"] for s in r["results"]),
-    options={
-        "--sizes": (lambda t: [int(n) for n in t.split(",")], list(DEFAULT_SIZES), "1000,5000"),
-        "--apscheduler-max": (int, APSCHEDULER_MAX, "APScheduler for sizes up to this (0: never)"),
-    },
-)
+OPTIONS = {
+    "--sizes": (lambda t: [int(n) for n in t.split(",")], list(DEFAULT_SIZES), "e.g. 1000,5000"),
+    "--apscheduler-max": (int, APSCHEDULER_MAX, "APScheduler for sizes up to this (0: never)"),
+}
+BENCH = Bench("reminder_scale", __doc__, run, render, options=OPTIONS,
+              ok=lambda r: all(s["daemon"]["notified"] for s in r["results"]))  # fmt: skip
 main = BENCH.main
 
 if __name__ == "__main__":
