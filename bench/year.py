@@ -312,17 +312,12 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-BENCH = Bench(
-    "year",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: r["targets"]["once"]["met"],
-    options={
-        "--days": (int, 730, "simulated days"),
-        "--measure-days": (int, 7, "days with fsync, whose bytes written are measured"),
-    },
-)
+OPTIONS = {
+    "--days": (int, 730, "simulated days"),
+    "--measure-days": (int, 7, "days with fsync, whose bytes written are measured"),
+}
+BENCH = Bench("year", __doc__, run, render, options=OPTIONS,
+              ok=lambda r: r["targets"]["once"]["met"])  # fmt: skip
 main = BENCH.main
 
 if __name__ == "__main__":
