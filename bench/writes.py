@@ -149,23 +149,18 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-BENCH = Bench(
-    "writes",
-    __doc__,
-    run,
-    render,
-    ok=lambda r: all(x["exit_code"] == 0 for x in r["results"]),
-    options={
-        "--beats": (int, 30, "heartbeats per device"),
-        "--beat-every": (float, 6.0, "seconds between beats"),
-        "--hold": (float, 12.0, "retention.heartbeat_hold_s (scaled as --beat-every)"),
-        "--events": (int, 20_000, "mirror events drained"),
-        "--mix": (int, 20_000, "ingest-mix events drained"),
-        "--live": (int, 500, "mirror events sent live"),
-        "--rate": (float, 100.0, "live events per second"),
-        "--old-config": (bool, False, "no retention: section, for an older checkout (PYTHONPATH)"),
-    },
-)
+OPTIONS = {
+    "--beats": (int, 30, "heartbeats per device"),
+    "--beat-every": (float, 6.0, "seconds between beats"),
+    "--hold": (float, 12.0, "retention.heartbeat_hold_s (scaled as --beat-every)"),
+    "--events": (int, 20_000, "mirror events drained"),
+    "--mix": (int, 20_000, "ingest-mix events drained"),
+    "--live": (int, 500, "mirror events sent live"),
+    "--rate": (float, 100.0, "live events per second"),
+    "--old-config": (bool, False, "no retention: section, for an older checkout (PYTHONPATH)"),
+}
+BENCH = Bench("writes", __doc__, run, render, options=OPTIONS,
+              ok=lambda r: all(x["exit_code"] == 0 for x in r["results"]))  # fmt: skip
 main = BENCH.main
 
 if __name__ == "__main__":
