@@ -62,14 +62,9 @@ def percentiles(seconds: Sequence[float], scale: float = 1e3) -> dict[str, float
         raise BenchError("no samples")
     cuts = statistics.quantiles(seconds, n=100, method="inclusive") if len(seconds) > 1 else []
     at = (lambda q: cuts[q - 1] * scale) if cuts else (lambda _q: seconds[0] * scale)
-    return {
-        "n": len(seconds),
-        "p50": statistics.median(seconds) * scale,
-        "p90": at(90),
-        "p99": at(99),
-        "max": max(seconds) * scale,
-        "mean": statistics.fmean(seconds) * scale,
-    }
+    return {"n": len(seconds), "p50": statistics.median(seconds) * scale, "p90": at(90),
+            "p99": at(99), "max": max(seconds) * scale,
+            "mean": statistics.fmean(seconds) * scale}  # fmt: skip
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
