@@ -291,14 +291,12 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-OPTIONS = {
-    "--events": (int, 20_000, "device events"),
-    "--block": (int, 100, "messages per session"),
-    "--devices": (int, 20, "devices, one profile each"),
-    "--repeat": (int, 3, "runs per scenario"),
-    "--receive-maximum": (int, None, "mqtt.receive_maximum (default: 100)"),
-    "--py-spy": (Path, None, "also profile a daemon drain, raw stacks here"),
-}
+OPTIONS = {"--events": (int, 20_000, "device events"),
+           "--block": (int, 100, "messages per session"),
+           "--devices": (int, 20, "devices, one profile each"),
+           "--repeat": (int, 3, "runs per scenario"),
+           "--receive-maximum": (int, None, "mqtt.receive_maximum (default: 100)"),
+           "--py-spy": (Path, None, "also profile a daemon drain, raw stacks here")}  # fmt: skip
 BENCH = Bench("ingest", __doc__, run, render, ok=lambda r: r["verified"], options=OPTIONS)
 main = BENCH.main
 
