@@ -272,19 +272,14 @@ def figures(harness: Harness, rounds: int) -> dict[str, Any]:
                          "p50": mine["p50"]})  # fmt: skip
     median_ratio = statistics.median(r["ratio"] for r in by_round)
     soothes = [harness.counts.get(s["reminder_id"], 0) for s in harness.daemon]
-    return {
-        "series_ms": series,
-        "p99_ratio": series["needlecare_from_publish"]["p99"] / series["bare_full"]["p99"],
-        "p50_ratio": series["needlecare_from_publish"]["p50"] / series["bare_full"]["p50"],
-        "needlecare_p50_by_round_ms": [r.pop("p50") for r in by_round],
-        "p99_by_round_ms": by_round,
-        "p99_ratio_median_of_rounds": median_ratio,
-        "target_p99_ratio": TARGET_P99_RATIO,
-        "target_met": median_ratio <= TARGET_P99_RATIO,
-        "timeouts": harness.timeouts,
-        "notification_kinds": harness.kinds,
-        "soothe_per_session": {"min": min(soothes), "max": max(soothes)},
-    }
+    return {"series_ms": series,
+            "p99_ratio": series["needlecare_from_publish"]["p99"] / series["bare_full"]["p99"],
+            "p50_ratio": series["needlecare_from_publish"]["p50"] / series["bare_full"]["p50"],
+            "needlecare_p50_by_round_ms": [r.pop("p50") for r in by_round],
+            "p99_by_round_ms": by_round, "p99_ratio_median_of_rounds": median_ratio,
+            "target_p99_ratio": TARGET_P99_RATIO, "target_met": median_ratio <= TARGET_P99_RATIO,
+            "timeouts": harness.timeouts, "notification_kinds": harness.kinds,
+            "soothe_per_session": {"min": min(soothes), "max": max(soothes)}}  # fmt: skip
 
 
 LABELS = {
@@ -324,12 +319,10 @@ def render(report: dict[str, Any]) -> str:
     ])  # fmt: skip
 
 
-OPTIONS = {
-    "--sessions": (int, 2000, "sessions through the daemon"),
-    "--profiles": (int, 20, "profiles the sessions take turns over"),
-    "--rounds": (int, 5, "paired rounds (400 sessions a round at the default 2,000)"),
-    "--warmup": (int, 20, "unrecorded sessions and round trips first"),
-}
+OPTIONS = {"--sessions": (int, 2000, "sessions through the daemon"),
+           "--profiles": (int, 20, "profiles the sessions take turns over"),
+           "--rounds": (int, 5, "paired rounds (400 sessions a round at the default 2,000)"),
+           "--warmup": (int, 20, "unrecorded sessions and round trips first")}  # fmt: skip
 BENCH = Bench("latency", __doc__, run, render, options=OPTIONS,
               ok=lambda r: r["soothe_per_session"] == {"min": 1, "max": 1}
               and not any(r["timeouts"].values()))  # fmt: skip
