@@ -117,15 +117,12 @@ def measure_store(path: Path) -> dict[str, Any]:
         if next_due is None:
             raise BenchError(f"no pending reminder in {path}")
         now, known = wall_clock(), reminders.get(KNOWN_ID)
-        return {
-            "open_ms": summary(opens, 1e3),
-            "next_due_at_us": timed(reminders.next_due_at),
-            "due_next_us": timed(lambda: reminders.due(next_due)),
-            "due_now_us": timed(lambda: reminders.due(now)),
-            "due_next_rows": len(reminders.due(next_due)),
-            "due_now_rows": len(reminders.due(now)),
-            "known_status": None if known is None else known.status.value,
-        }
+        return {"open_ms": summary(opens, 1e3), "next_due_at_us": timed(reminders.next_due_at),
+                "due_next_us": timed(lambda: reminders.due(next_due)),
+                "due_now_us": timed(lambda: reminders.due(now)),
+                "due_next_rows": len(reminders.due(next_due)),
+                "due_now_rows": len(reminders.due(now)),
+                "known_status": None if known is None else known.status.value}  # fmt: skip
     finally:
         store.close()
 
@@ -229,13 +226,9 @@ def run(args: Any, work: Path) -> dict[str, Any]:
         measure_size(size, work / f"n{size}", apscheduler=size <= args.apscheduler_max)
         for size in args.sizes
     ]
-    return {
-        "machine": {"apscheduler": metadata.version("APScheduler")},
-        "sizes": list(args.sizes),
-        "apscheduler_max": args.apscheduler_max,
-        "import_floor": floor,
-        "results": results,
-    }
+    return {"machine": {"apscheduler": metadata.version("APScheduler")}, "sizes": list(args.sizes),
+            "apscheduler_max": args.apscheduler_max, "import_floor": floor,
+            "results": results}  # fmt: skip
 
 
 def render(report: dict[str, Any]) -> str:
