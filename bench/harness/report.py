@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,7 +157,7 @@ def write_report(report: Report, out: Path) -> None:
 
 
 # flag -> (type, default, help); a bool default makes a switch.
-Options = dict[str, tuple[Callable[[str], Any], Any, str]]
+Options = Mapping[str, tuple[Any, Any, str]]
 
 
 @dataclass(frozen=True)
