@@ -184,10 +184,11 @@ class Household:
                     at = midnight + timedelta(hours=19, minutes=minutes, seconds=1)
                     add(at, device_topic(device), {"type": kind})
         for n, profile in enumerate(("alice", "bob")):
-            mirror = ({"type": "presence", "profile": profile},
-                      {"type": "skin_check", "profile": profile, "redness": 10 + day % 50},
-                      {"type": "product_applied", "profile": profile,
-                       "product": "serum"})  # fmt: skip
+            mirror: list[dict[str, Any]] = [
+                {"type": "presence", "profile": profile},
+                {"type": "skin_check", "profile": profile, "redness": 10 + day % 50},
+                {"type": "product_applied", "profile": profile, "product": "serum"},
+            ]
             for k, event in enumerate(mirror):
                 at = midnight + timedelta(hours=20, minutes=n * 10 + k, seconds=3)
                 add(at, "needlecare/mirror/hallway/event", event)
