@@ -25,6 +25,7 @@ import yaml
 
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import BASE_CONFIG, deep_merge
+from support.start_path import AFTER_CONNECT, HOME_ASSISTANT, REPORT, WEB
 
 pytestmark = pytest.mark.integration
 
@@ -79,34 +80,6 @@ from needlecare.cli.main import main
 sys.argv = ["needlecare", "run", "-c", config_path]
 main()
 """
-
-# Top-level packages of the stacks that must wait until they are enabled.
-HOME_ASSISTANT = {"homeassistant_api", "requests", "aiohttp"}
-WEB = {"fastapi", "uvicorn", "starlette", "needlecare.web"}
-REPORT = {"matplotlib", "needlecare.report"}
-# Loaded by the daemon, but only once its connection is under way (or never, for
-# `run`): each cost milliseconds to tens of milliseconds on the way to `online`.
-AFTER_CONNECT = {
-    "pydantic_settings",  # only with NEEDLECARE_* variables
-    "babel",  # the first translated text
-    "apscheduler",  # the wake-up timer
-    "needlecare.cli.output",
-    "needlecare.cli.doc_commands",
-    "needlecare.cli.journal_commands",
-    "needlecare.cli.reminder_commands",
-    "needlecare.cli.report_command",
-    "needlecare.cli.session_commands",
-    "needlecare.cli.store_commands",
-    "needlecare.app.assembly",
-    "needlecare.app.core",
-    "needlecare.app.aftercare",
-    "needlecare.app.ingest",
-    "needlecare.domain.planning",
-    "needlecare.i18n.render",
-    "needlecare_integrations.broker",  # only with --broker
-    "needlecare_integrations.homeassistant",
-    "needlecare_integrations.scheduler",
-}
 
 
 def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str, set[str]]:

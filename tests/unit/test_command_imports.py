@@ -14,36 +14,7 @@ import sys
 import click
 
 from needlecare.cli.main import LAZY_COMMANDS, cli
-
-# What `needlecare run` must not load before the daemon connects: other commands'
-# modules, the core loop, the care plan, Babel, APScheduler, pydantic-settings (no
-# NEEDLECARE_* variables here), the trial broker, Home Assistant, web and report.
-NOT_ON_THE_WAY = (
-    "needlecare.cli.output",
-    "needlecare.cli.doc_commands",
-    "needlecare.cli.journal_commands",
-    "needlecare.cli.reminder_commands",
-    "needlecare.cli.report_command",
-    "needlecare.cli.session_commands",
-    "needlecare.cli.store_commands",
-    "needlecare.app.assembly",
-    "needlecare.app.core",
-    "needlecare.app.aftercare",
-    "needlecare.app.ingest",
-    "needlecare.domain.planning",
-    "needlecare.i18n.render",
-    "needlecare.report",
-    "needlecare.web",
-    "needlecare_integrations.broker",
-    "needlecare_integrations.homeassistant",
-    "needlecare_integrations.scheduler",
-    "pydantic_settings",
-    "babel",
-    "apscheduler",
-    "homeassistant_api",
-    "fastapi",
-    "matplotlib",
-)
+from support.start_path import NOT_BEFORE_CONNECT
 
 
 def modules_after(code: str) -> set[str]:
@@ -56,7 +27,7 @@ def modules_after(code: str) -> set[str]:
     return set(json.loads(done.stdout))
 
 
-def under(modules: set[str], names: tuple[str, ...]) -> set[str]:
+def under(modules: set[str], names: frozenset[str]) -> set[str]:
     return {m for m in modules for n in names if m == n or m.startswith(f"{n}.")}
 
 
@@ -65,7 +36,7 @@ class TestRunImports:
         """Importing the command line and app.run loads none of the modules above."""
         modules = modules_after("import needlecare.cli.main, needlecare.app.run")
         assert {"needlecare.app.daemon", "needlecare_integrations.mqtt"} <= modules
-        assert set() == under(modules, NOT_ON_THE_WAY)
+        assert set() == under(modules, NOT_BEFORE_CONNECT)
 
     def test_a_config_with_environment_variables_does_load_pydantic_settings(self) -> None:
         """The control: the probe sees pydantic-settings once a variable needs parsing."""
