@@ -36,14 +36,17 @@ class ExplodingAftercare(Aftercare):
         super().product_applied(**kwargs)  # type: ignore[arg-type]
 
 
+def pipeline(tmp_path: Path, aftercare: type[Aftercare] = Aftercare) -> tuple[SqliteStore, Ingest]:
+    """A real store with the ingest and aftercare the daemon builds around it."""
+    store = SqliteStore.open(tmp_path / "x.db", now=NOW)
+    care = aftercare(store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None))
+    return store, Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+
+
 class TestBatch:
     def test_a_bug_in_one_message_dead_letters_it_and_keeps_the_rest(self, tmp_path: Path) -> None:
         """The batch is replayed one savepoint each: two products land, one is dead-lettered."""
-        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
-        care = ExplodingAftercare(
-            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
-        )
-        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        store, ingest = pipeline(tmp_path, ExplodingAftercare)
         ingest.handle([product("a", "serum"), product("b", "boom"), product("c", "cream")], NOW)
         assert ["a", "c"] == [e.event_id for e in store.iter_events()]
         [letter] = store.dead_letters()
@@ -55,11 +58,7 @@ class TestBatch:
         self, tmp_path: Path
     ) -> None:
         """Several heartbeats in a batch leave the latest time and the last known readings."""
-        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
-        care = Aftercare(
-            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
-        )
-        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        store, ingest = pipeline(tmp_path)
         first = {"event_id": "h1", "type": "heartbeat", "battery_pct": 80}
         beats = [
             {**first, "timestamp": "2026-03-01T20:00:00Z"},
@@ -82,11 +81,7 @@ class TestBatch:
         self, tmp_path: Path
     ) -> None:
         """Last-seen refreshes are written at the batch end; an inferred end uses them."""
-        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
-        care = Aftercare(
-            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
-        )
-        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        store, ingest = pipeline(tmp_path)
         events = [
             {"event_id": "s", "type": "session_started", "timestamp": "2026-03-01T20:00:00Z"},
             {"event_id": "h1", "type": "heartbeat", "timestamp": "2026-03-01T20:10:00Z"},
@@ -117,11 +112,7 @@ class TestBatch:
     ) -> None:
         """Out-of-order beats leave the newest; a new start in the same batch ends the old
         session at its last beat, as if each beat had been applied on its own."""
-        store = SqliteStore.open(tmp_path / "x.db", now=NOW)
-        care = Aftercare(
-            store=store, config=CONFIG, topics=Topics(), protocols=build_protocols(None)
-        )
-        ingest = Ingest(store=store, config=CONFIG, topics=Topics(), aftercare=care)
+        store, ingest = pipeline(tmp_path)
         events = [
             {"event_id": "s1", "type": "session_started", "timestamp": "2026-03-01T20:00:00Z"},
             {"event_id": "h1", "type": "heartbeat", "timestamp": "2026-03-01T20:10:00Z"},

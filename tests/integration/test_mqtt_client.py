@@ -5,6 +5,7 @@ import queue
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,18 +61,26 @@ class TestMqttClient:
         wait_until(lambda: any(m.payload == b"offline" for m in watcher.received.messages))
 
 
+def _adapter(
+    mosquitto: MosquittoBroker,
+    client_id: str,
+    deliver: Callable[[Delivery], None] = lambda delivery: None,
+) -> MqttClient:
+    return MqttClient(
+        MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
+        topics=Topics(),
+        clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
+        deliver=deliver,
+        on_fatal=lambda error: None,
+    )
+
+
 class TestAckAll:
     """A batch of PUBACKs written as one packet is what the broker takes it for."""
 
     @staticmethod
     def _client(mosquitto: MosquittoBroker, inbox: "queue.SimpleQueue[Delivery]") -> MqttClient:
-        client = MqttClient(
-            MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="ack-all"),
-            topics=Topics(),
-            clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
-            deliver=inbox.put,
-            on_fatal=lambda error: None,
-        )
+        client = _adapter(mosquitto, "ack-all", inbox.put)
         client.start()
         assert client.connected.wait(5)
         return client
@@ -137,16 +146,6 @@ class TestReadAhead:
             assert b"" == reader.recv(1)  # paho's sign that the peer has gone
 
 
-def _adapter(mosquitto: MosquittoBroker, client_id: str) -> MqttClient:
-    return MqttClient(
-        MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
-        topics=Topics(),
-        clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
-        deliver=lambda delivery: None,
-        on_fatal=lambda error: None,
-    )
-
-
 class TestAckOnABrokenConnection:
     """The broker-restart stall: a batch of acks written as the connection breaks."""
 
@@ -160,13 +159,7 @@ class TestAckOnABrokenConnection:
         caller hung forever, and with it the next CONNACK.
         """
         inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
-        client = MqttClient(
-            MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id="ack-broken"),
-            topics=Topics(),
-            clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
-            deliver=inbox.put,
-            on_fatal=lambda error: None,
-        )
+        client = _adapter(mosquitto, "ack-broken", inbox.put)
         client.start()
         publisher = mqtt_client_factory(mosquitto)
         try:
