@@ -3,10 +3,12 @@
 import json
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from needlecare.clock import SystemClock
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonProcess, wait_until
 from support.homeassistant import HomeAssistant
@@ -124,3 +126,61 @@ class TestTodo:
         )
         left = items(homeassistant)
         assert ("completed", "completed") == (left[soothe]["status"], left[serum]["status"])
+
+    def test_a_replanned_step_moves_its_item_instead_of_adding_one(
+        self,
+        homeassistant: HomeAssistant,
+        ha_mosquitto: MosquittoBroker,
+        mqtt_client_factory: MqttClientFactory,
+        daemon_factory: Callable[..., DaemonProcess],
+    ) -> None:
+        """A start stamped three hours ago, then silence: the plan follows an inferred end.
+        The real end then moves every step three hours on; each item is updated in place."""
+        ensure_local_todo(homeassistant)
+        profile = f"r{uuid.uuid4().hex[:8]}"
+        device = f"pen_{profile}"
+        daemon = daemon_factory(
+            ha_mosquitto,
+            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
+            homeassistant={
+                "url": homeassistant.url,
+                "token": homeassistant.token,
+                "todo_entity": TODO,
+            },
+            profiles={profile: {"timezone": "Europe/Berlin"}},
+            devices={device: {"owner": profile}},
+            sessions={"timeout": 1},
+        ).start()
+        client = mqtt_client_factory(ha_mosquitto)
+        topic = f"needlecare/device/{device}/event"
+        started = SystemClock().now() - timedelta(hours=3)
+        start = {"event_id": f"s-{profile}", "type": "session_started",
+                 "timestamp": started.isoformat()}  # fmt: skip
+        client.publish(topic, json.dumps(start).encode())
+
+        def reminders() -> dict[str, dict[str, Any]]:
+            rows = json.loads(daemon.cli("reminders", "--json", "--profile", profile).stdout)
+            return {row["kind"]: row for row in rows}
+
+        wait_until(lambda: "actives_resume" in reminders(), timeout=SLOW, what="the plan")
+        resume = reminders()["actives_resume"]["id"]
+        first = homeassistant.wait_for(
+            lambda: items(homeassistant).get(resume), timeout=SLOW, what="the item"
+        )
+
+        client.publish(
+            topic, json.dumps({"event_id": f"e-{profile}", "type": "session_ended"}).encode()
+        )
+
+        def moved() -> dict[str, Any] | None:
+            item = items(homeassistant).get(resume)
+            return item if item is not None and item["due"] != first["due"] else None
+
+        second = homeassistant.wait_for(moved, timeout=SLOW, what="the item's due time moved")
+        shift = datetime.fromisoformat(second["due"]) - datetime.fromisoformat(first["due"])
+        assert timedelta(hours=2, minutes=59) <= shift <= timedelta(hours=3, minutes=2)
+        assert first["uid"] == second["uid"]  # the same item, updated
+        assert first["summary"] != second["summary"]  # its text names the new due time
+        listed = homeassistant.websocket("todo/item/list", entity_id=TODO)["items"]
+        mine = [i for i in listed if i.get("description") == f"needlecare:{resume}"]
+        assert [second["uid"]] == [i["uid"] for i in mine]
