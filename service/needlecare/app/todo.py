@@ -1,6 +1,6 @@
 """Aftercare steps on a Home Assistant to-do list (``homeassistant.todo_entity``).
 
-The steps a person does themselves (soothe, serum, sunscreen, the end of the
+The steps a person does themselves (soothe, serum, the end of the
 actives pause) become to-do items with due dates when a session's aftercare is
 planned (an item already there for the reminder is updated instead: a replanned
 step moves its due time), are checked off when the reminder is acknowledged, from
@@ -31,7 +31,7 @@ from needlecare.config import NeedlecareConfig
 from needlecare.domain.outbox import OutboxItem
 from needlecare.i18n import translator
 
-TODO_KINDS = frozenset({"soothe", "serum_window", "sunscreen", "actives_resume"})
+TODO_KINDS = frozenset({"soothe", "serum_window", "actives_resume"})
 ADD, DONE, REMOVE = "todo", "todo_done", "todo_remove"
 MARK = "needlecare:"
 

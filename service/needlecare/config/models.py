@@ -201,7 +201,7 @@ class HomeAssistantConfig(BaseModel):
     todo_entity: EntityId | None = Field(
         default=None,
         description="A to-do list (e.g. a Local To-do, todo.aftercare) that gets the aftercare "
-        "steps a person does (soothe, serum, sunscreen, end of the actives pause) as items "
+        "steps a person does (soothe, serum, end of the actives pause) as items "
         "with due dates; checking one off acknowledges its reminder.",
     )
 
