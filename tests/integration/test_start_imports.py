@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,15 @@ pytestmark = pytest.mark.integration
 
 PROBE = """
 import atexit, gc, json, os, signal, sys, threading
+from datetime import UTC, datetime
 
 config_path, out, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 seen = {}
 
 
 def snapshot(name):
-    seen[name] = {"modules": sorted(sys.modules), "gc": gc.isenabled()}
+    at = datetime.now(UTC).isoformat()
+    seen[name] = {"modules": sorted(sys.modules), "gc": gc.isenabled(), "at": at}
     with open(out, "w", encoding="utf-8") as handle:
         json.dump(seen, handle)
 
@@ -62,7 +65,9 @@ def watch():
 threading.Thread(target=watch, daemon=True).start()
 atexit.register(snapshot, "exit")
 
-# The daemon's own connection: note what is loaded at the moment it starts.
+# The daemon's own connection: note what is loaded at the moment it starts. Its
+# start module first, as `needlecare run` loads it before the adapters it uses.
+import needlecare.app.run
 from needlecare_integrations.mqtt import client as daemon_mqtt
 
 start = daemon_mqtt.MqttClient.start
@@ -82,11 +87,8 @@ main()
 """
 
 
-def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str, set[str]]:
-    """The probe's three snapshots of ``sys.modules`` for a daemon with ``extra`` config.
-
-    Under the key ``gc``, the snapshots at which the garbage collector was on.
-    """
+def probe(broker: MosquittoBroker, workdir: Path, **extra: Any) -> tuple[dict[str, Any], str]:
+    """The probe's three snapshots for a daemon with ``extra`` config, and its log."""
     store = {"store": {"path": str(workdir / "needlecare.db")}}
     mqtt = {"mqtt": {"host": broker.host, "port": broker.port}}
     config = deep_merge(deep_merge(BASE_CONFIG, {**store, **mqtt}), extra)
@@ -108,6 +110,15 @@ def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str,
     assert 0 == done.returncode, done.stderr
     found = json.loads(out.read_text(encoding="utf-8"))
     assert {"connecting", "online", "exit"} == set(found), done.stderr
+    return found, done.stderr
+
+
+def snapshots(broker: MosquittoBroker, workdir: Path, **extra: Any) -> dict[str, set[str]]:
+    """The probe's three snapshots of ``sys.modules`` for a daemon with ``extra`` config.
+
+    Under the key ``gc``, the snapshots at which the garbage collector was on.
+    """
+    found, _ = probe(broker, workdir, **extra)
     seen = {name: set(snapshot["modules"]) for name, snapshot in found.items()}
     seen["gc"] = {name for name, snapshot in found.items() if snapshot["gc"]}
     return seen
@@ -136,6 +147,28 @@ class TestStartPath:
         assert set() == loaded(seen["connecting"], AFTER_CONNECT)
         # The control: the same probe sees the core loop once the run is over.
         assert {"needlecare.app.core", "needlecare.domain.planning"} <= seen["exit"]
+
+    def test_lines_logged_before_the_connect_are_written_later_with_their_own_time(
+        self, mosquitto: MosquittoBroker, tmp_path: Path
+    ) -> None:
+        """structlog loads after online; what was logged before it comes out all the same.
+
+        The first start migrates the new store before it connects: those lines are
+        held, then written in order, stamped when they happened, not when written.
+        """
+        found, log = probe(mosquitto, tmp_path)
+        assert "structlog" not in found["connecting"]["modules"]
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        events = [line["event"] for line in lines]
+        connected = events.index("mqtt_connected")
+        migrated = [n for n, event in enumerate(events) if event == "store_migrated"]
+        assert migrated, log
+        assert migrated == list(range(len(migrated))), "the migrations come first, in order"
+        assert connected < events.index("daemon_started") < events.index("daemon_stopped")
+        stamps = [datetime.fromisoformat(line["timestamp"]) for line in lines]
+        assert stamps == sorted(stamps)
+        connecting = datetime.fromisoformat(found["connecting"]["at"])
+        assert all(stamps[n] < connecting for n in migrated)
 
     def test_the_collector_is_off_during_the_start_and_on_once_started(
         self, mosquitto: MosquittoBroker, tmp_path: Path

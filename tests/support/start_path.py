@@ -11,6 +11,9 @@ AFTER_CONNECT = frozenset(
         "pydantic_settings",  # only with NEEDLECARE_* variables
         "babel",  # the first translated text
         "apscheduler",  # the wake-up timer
+        "structlog",  # logging is configured after online (needlecare.logs.early_lines)
+        "asyncio",  # structlog's
+        "rich",  # structlog.dev's, when installed (schemathesis brings it)
         "needlecare.cli.output",
         "needlecare.cli.doc_commands",
         "needlecare.cli.journal_commands",

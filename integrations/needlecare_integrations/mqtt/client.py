@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -27,11 +26,12 @@ from needlecare.app.ports import PublishRefusedError
 from needlecare.clock import Clock
 from needlecare.config import MqttConfig
 from needlecare.domain.topics import Topics
+from needlecare.logs import get_logger
 from needlecare_integrations.backoff import backoff_delay
 from needlecare_integrations.mqtt import paho_private
 from needlecare_integrations.mqtt.credentials import apply_credentials
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # CONNACK reason codes that retrying cannot fix: bad client id, bad user name or
 # password, not authorised, banned, bad authentication method.

@@ -20,9 +20,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import structlog
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Checkpointer:

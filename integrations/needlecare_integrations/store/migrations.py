@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-import structlog
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

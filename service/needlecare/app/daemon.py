@@ -4,9 +4,10 @@ The start is ordered for a quick, truthful ``online``: the config is valid (chec
 by the caller), the store is open and migrated, then the MQTT connection starts and
 says ``online``; once the broker has acknowledged that (or after at most
 :data:`CONNECT_HEAD_START_S`), the core loop and its components are imported and
-built (:mod:`needlecare.app.assembly`). Until then, what the connection reports
-waits in order in a :class:`_Relay`. A failure after that says ``offline`` again on
-the way out.
+built (:mod:`needlecare.app.assembly`), and logging configured. Until then, the
+lines logged are held (:func:`needlecare.logs.early_lines`), and what the connection
+reports waits in order in a :class:`_Relay`. A failure after that says ``offline``
+again on the way out.
 """
 
 import gc
@@ -18,12 +19,11 @@ from dataclasses import dataclass, field
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from needlecare.app.inbound import Delivery
 from needlecare.clock import Clock
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.topics import Topics
+from needlecare.logs import get_logger, write_early_lines
 from needlecare_integrations.mqtt import MqttClient
 from needlecare_integrations.store import SqliteStore
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Daemon"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 CONNECT_HEAD_START_S = 1.0
 
@@ -126,10 +126,12 @@ class Daemon:
             # The config is valid and the store open: the promise behind "online" holds.
             mqtt.start()
             started.append(mqtt)
-            # A head start: the imports below would hold the GIL while the network
-            # thread shakes hands, subscribes and says online (a broker that is down
-            # costs this once).
+            # A head start: the imports below (structlog's, by the logging that is
+            # configured now, among them) would hold the GIL while the network thread
+            # shakes hands, subscribes and says online (a broker that is down costs
+            # this once).
             relay.answered.wait(CONNECT_HEAD_START_S)
+            write_early_lines()
             from needlecare.app import assembly, core  # noqa: PLC0415 - after the connect
 
             relay.open(core)

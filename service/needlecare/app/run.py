@@ -10,19 +10,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from needlecare.app.daemon import Daemon
 from needlecare.clock import SystemClock
 from needlecare.config import NeedlecareConfig
-from needlecare.logs import configure_logging
+from needlecare.logs import early_lines, get_logger
 from needlecare_integrations.store import StoreError
 from needlecare_integrations.store.lock import StoreLock, StoreLockedError, StoreLockError
 
 if TYPE_CHECKING:
     from needlecare.app.core import ExitCode
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 TRIAL_BROKER_USER = "mosquitto"  # created by Debian's mosquitto package
 
@@ -35,11 +33,16 @@ def _codes() -> type["ExitCode"]:
 
 
 def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
-    """Run until stopped; returns the process exit code."""
-    configure_logging(
-        level=config.logging.level, fmt=config.logging.format, secrets=config.secret_values()
-    )
-    with ExitStack() as stack:
+    """Run until stopped; returns the process exit code.
+
+    Logging is configured once the daemon is online, or on an earlier way out; the
+    lines logged until then are held and written then (:func:`early_lines`).
+    """
+    settings = config.logging
+    with (
+        early_lines(level=settings.level, fmt=settings.format, secrets=config.secret_values()),
+        ExitStack() as stack,
+    ):
         # Before anything touches the broker: a second daemon on this store would
         # take the first one's MQTT session and write behind its back.
         code = _lock_store(config, stack)
