@@ -211,7 +211,9 @@ class Household:
 
     def left_waiting(self, at: datetime) -> int:
         """Reminders or outbox items an hour past their time and still not out."""
-        late = (at - timedelta(hours=1)).isoformat()
+        from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
+
+        late = to_db(at - timedelta(hours=1))
         reminders = len(self.store.reminders.due(at - timedelta(hours=1)))
         items = self.store._conn.execute(
             "SELECT count(*) FROM outbox WHERE status = 'pending' AND not_before < ?", (late,)

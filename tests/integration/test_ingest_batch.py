@@ -74,7 +74,7 @@ class TestBatch:
         row = store._conn.execute(
             "SELECT last_seen_at, battery_pct FROM devices WHERE device_id = 'pen1'"
         ).fetchone()
-        assert ("2026-03-01T20:05:00.000000+00:00", 80) == (row[0], row[1])
+        assert ("2026-03-01T20:05:00", 80) == (row[0], row[1])  # UTC, as the store writes it
         store.close()
 
     def test_heartbeats_move_the_open_session_and_the_timeout_ends_it_there(

@@ -22,6 +22,7 @@ from needlecare.domain.records import DeadLetter, EventRecord, SkinCheckRecord
 from needlecare.domain.topics import Topics
 from needlecare_integrations.store import SqliteStore
 from needlecare_integrations.store.migrations import migrate
+from needlecare_integrations.store.timestamps import to_db
 from support.clock import FakeClock
 
 pytestmark = pytest.mark.integration
@@ -212,7 +213,7 @@ class TestHeartbeats:
         device = store._conn.execute(
             "SELECT last_seen_at, battery_pct FROM devices WHERE device_id = 'pen1'"
         ).fetchone()
-        assert (clock.now().isoformat(timespec="microseconds"), 82) == (device[0], device[1])
+        assert (to_db(clock.now()), 82) == (device[0], device[1])
 
 
 class TestMigration:
@@ -256,7 +257,7 @@ class TestHeartbeatsFromBeforeSchema5:
         # From 09:00 on the first day to 08:59 two days later: three UTC days.
         midnight = first.replace(hour=0)
         days = [first, midnight + timedelta(days=1), midnight + timedelta(days=2)]
-        stamps = [at.isoformat(timespec="microseconds") for at in days]
+        stamps = [to_db(at) for at in days]
         expected = [(device, stamp) for stamp in stamps for device in ("pen1", "pen2")]
         assert expected == [(r[0], r[1]) for r in rows]
         presence = "SELECT count(*) FROM events WHERE type = 'presence'"

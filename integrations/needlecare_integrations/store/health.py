@@ -13,10 +13,11 @@ from pathlib import Path
 
 from needlecare.app.health import DeviceHealth, HealthFigures
 from needlecare.app.ports import StoreUnavailableError
+from needlecare_integrations.store.timestamps import from_db
 
 
 def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else from_db(text)
 
 
 class StoreHealthReader:

@@ -8,12 +8,18 @@ from importlib import resources
 from pathlib import Path
 
 from needlecare.logs import get_logger
+from needlecare_integrations.store.timestamps import compact
 
 log = get_logger(__name__)
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Migration = tuple[int, str]
+
+# The WHERE term of the partial index events_profile_type (migration 6), word for word:
+# SQLite uses a partial index only for a query that repeats it.
+EVENT_INDEX_TYPES = ("heartbeat", "cleansed")
+EVENT_INDEX_TERM = "type IN ('heartbeat', 'cleansed')"
 
 
 class MigrationError(RuntimeError):
@@ -67,24 +73,31 @@ def migrate(
         return current
     if backup and current > 0:
         _backup(conn, path, current, now)
+    # Migration 6 rewrites every stored moment through the same code that writes them.
+    conn.create_function("compact_time", 1, compact, deterministic=True)
     for number, sql in pending:
         _apply(conn, number, sql)
         log.info("store_migrated", path=str(path), version=number)
-        if number == INCREMENTAL_VACUUM_FROM:
-            _switch_to_incremental_vacuum(conn, path)
+    if any(number in REWRITING for number, _ in pending) and (current > 0 or not _shrinks(conn)):
+        _vacuum(conn, path)
     return current
 
 
-# The migration after which the file must give freed pages back (retention).
-INCREMENTAL_VACUUM_FROM = 5
+# Migrations after which an existing file is rewritten once: 5 switches it to
+# auto_vacuum = INCREMENTAL (retention gives freed pages back), which SQLite takes on an
+# existing file only with a VACUUM; 6 shrinks rows, which leaves pages part-empty.
+REWRITING = frozenset({5, 6})
 _INCREMENTAL = 2
 
 
-def _switch_to_incremental_vacuum(conn: sqlite3.Connection, path: Path) -> None:
-    """Rewrite an existing file once so that it can shrink (PRAGMA auto_vacuum)."""
-    if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL:
-        return
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+def _shrinks(conn: sqlite3.Connection) -> bool:
+    return int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == _INCREMENTAL
+
+
+def _vacuum(conn: sqlite3.Connection, path: Path) -> None:
+    """Rewrite an existing file, packed and able to shrink (PRAGMA auto_vacuum)."""
+    if not _shrinks(conn):
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     # VACUUM rewrites the whole file (about as long as copying it) and cannot run in a
     # transaction; it is what makes the new auto_vacuum mode take effect.
     conn.execute("VACUUM")

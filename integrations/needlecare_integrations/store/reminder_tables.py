@@ -39,6 +39,7 @@ class ReminderTable:
         return None if moment is None else self._to_db(moment)
 
     def save(self, reminder: Reminder) -> None:
+        same = reminder.planned_at == reminder.due_at
         values: dict[str, Any] = {
             "id": reminder.id,
             "session_id": reminder.session_id,
@@ -57,7 +58,8 @@ class ReminderTable:
             ),
             "status": reminder.status.value,
             "due_at": self._to_db(reminder.due_at),
-            "planned_at": self._to_db(reminder.planned_at),
+            # The first due time: not repeated while it is the due time (schema 6).
+            "planned_at": None if same else self._to_db(reminder.planned_at),
             "created_at": self._to_db(reminder.created_at),
             "expires_at": self._opt(reminder.expires_at),
             "delivered_at": self._opt(reminder.delivered_at),
@@ -116,8 +118,9 @@ class ReminderTable:
         self, profile: str, now: datetime, kinds: Sequence[str] | None = None
     ) -> list[Reminder]:
         """Delivered, unanswered and not expired: the profile's open prompts (of ``kinds``)."""
-        # Two seeks on reminders_open instead of one OR, which would read every
-        # prompt the profile was ever shown.
+        # Two seeks on reminders_expiry (the unexpired prompts of every profile, and
+        # those without an expiry) instead of one OR, which would read every prompt
+        # ever shown.
         only = "" if kinds is None else f" AND kind IN ({', '.join('?' for _ in kinds)})"
         return self._select(
             "WHERE seq IN (SELECT seq FROM reminders WHERE profile = ?"  # noqa: S608 - only "?"s
@@ -167,6 +170,7 @@ class ReminderTable:
         def opt(name: str) -> datetime | None:
             return None if row[name] is None else self._from_db(row[name])
 
+        due_at = self._from_db(row["due_at"])
         return Reminder(
             id=row["id"],
             session_id=row["session_id"],
@@ -185,8 +189,8 @@ class ReminderTable:
                 for e in json.loads(row["escalation"])
             ),
             status=ReminderStatus(row["status"]),
-            due_at=self._from_db(row["due_at"]),
-            planned_at=self._from_db(row["planned_at"]),
+            due_at=due_at,
+            planned_at=opt("planned_at") or due_at,
             created_at=self._from_db(row["created_at"]),
             expires_at=opt("expires_at"),
             delivered_at=opt("delivered_at"),

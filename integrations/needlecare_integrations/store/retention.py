@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from needlecare_integrations.store.migrations import EVENT_INDEX_TERM
+
 Run = Callable[..., sqlite3.Cursor]
 Script = Callable[[str], object]
 ToDb = Callable[[datetime], str]
@@ -93,6 +95,7 @@ class RetentionTables:
         cursor = self._run(
             f"DELETE FROM events WHERE seq IN ({marks}) AND EXISTS (SELECT 1 FROM events AS first"  # noqa: S608
             " WHERE first.profile IS events.profile AND first.type = 'heartbeat'"
+            f" AND first.{EVENT_INDEX_TERM}"
             " AND first.occurred_at >= substr(events.occurred_at, 1, 10)"
             " AND first.occurred_at < events.occurred_at"
             " AND first.source_id = events.source_id)",

@@ -9,7 +9,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +22,22 @@ from needlecare.domain.records import (
     SkinCheckRecord,
 )
 from needlecare.domain.sessions import Session, SessionStatus, needs_aftercare
-from needlecare_integrations.store.migrations import SCHEMA_VERSION, MigrationError, migrate
+from needlecare_integrations.store.migrations import (
+    EVENT_INDEX_TERM,
+    EVENT_INDEX_TYPES,
+    SCHEMA_VERSION,
+    MigrationError,
+    migrate,
+)
 from needlecare_integrations.store.reminder_tables import OutboxTable, ReminderTable
 from needlecare_integrations.store.retention import RetentionTables
+from needlecare_integrations.store.timestamps import from_db, to_db
 
 WAL_PAGES = 500
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written; the message says why."""
-
-
-def to_db(moment: datetime) -> str:
-    """UTC text of fixed width, so text order is time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def from_db(text: str) -> datetime:
-    return datetime.fromisoformat(text)
 
 
 def _opt(text: str | None) -> datetime | None:
@@ -414,8 +412,10 @@ class SqliteStore:
         return None
 
     def last_event_at(self, profile: str, event_type: str) -> datetime | None:
+        """A seek for the indexed types (the last cleansing); a scan for any other."""
+        indexed = f" AND {EVENT_INDEX_TERM}" if event_type in EVENT_INDEX_TYPES else ""
         row = self._run(
-            "SELECT max(occurred_at) FROM events WHERE profile = ? AND type = ?",
+            f"SELECT max(occurred_at) FROM events WHERE profile = ? AND type = ?{indexed}",  # noqa: S608
             (profile, event_type),
         ).fetchone()
         return None if row[0] is None else from_db(row[0])
@@ -444,8 +444,9 @@ class SqliteStore:
     ) -> bool:
         """Whether the device's heartbeat of that stretch (a UTC day) is kept as an event."""
         row = self._run(
-            "SELECT 1 FROM events WHERE profile = ? AND type = 'heartbeat' AND occurred_at >= ?"
-            " AND occurred_at < ? AND source = 'device' AND source_id = ? LIMIT 1",
+            f"SELECT 1 FROM events WHERE profile = ? AND type = 'heartbeat' AND {EVENT_INDEX_TERM}"  # noqa: S608
+            " AND occurred_at >= ? AND occurred_at < ? AND source = 'device' AND source_id = ?"
+            " LIMIT 1",
             (profile, to_db(start), to_db(end), device_id),
         ).fetchone()
         return row is not None
