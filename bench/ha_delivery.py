@@ -18,31 +18,23 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench.harness.daemon import (
-    Daemon,
-    Sessions,
-    log_stamp,
-    only_soothe,
-    running_daemon,
-    wait_for_store,
-)
+from bench.harness.daemon import PAUSE_S, Sessions, only_soothe, running_daemon
+from bench.harness.daemon import wait_for_store as store_of
 from bench.harness.mqtt import Peer, free_port
 from bench.harness.proc import wait_idle
 from bench.harness.report import (
-    PCT_HEADERS,
     ROOT,
     Bench,
     BenchError,
+    Stamps,
     now,
-    pct_row,
+    pct_table,
     percentiles,
     progress,
-    table,
-    wall_clock,
 )
 
 HA_VERSION = "2024.3.3"
-WARMUP, EVENT_BYTES, PAUSE_S = 2, 200, 0.005
+WARMUP = 2
 ARRIVAL_TIMEOUT_S, BURST_TIMEOUT_S = 60.0, 300.0
 PREFIX = "needlecare_"
 TITLE = "Soothe your skin"
@@ -67,20 +59,18 @@ def own_homeassistant(work: Path) -> Iterator[tuple[Any, float]]:
         hass.stop()
 
 
-class NotificationWatch:
-    """A websocket subscription to persistent notifications; stamps each id when first added."""
+class NotificationWatch(Stamps):
+    """A websocket subscription to persistent notifications; stamps each id as it is added."""
 
     def __init__(self, hass: Any) -> None:
         from homeassistant_api import WebsocketClient  # noqa: PLC0415 - heavy import
         from niquests import Session  # noqa: PLC0415
 
+        super().__init__()
         session = Session()
         session.trust_env = False  # loopback: no proxies
         self._client = WebsocketClient(f"{hass.url}/api/websocket", hass.token, session=session)
-        self._changed = threading.Condition()
-        self.added: dict[str, float] = {}
         self._thread = threading.Thread(target=self._read, name="ha-watch", daemon=True)
-        self._closing = False
 
     def __enter__(self) -> "NotificationWatch":
         self._client.__enter__()
@@ -89,13 +79,13 @@ class NotificationWatch:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._closing = True
+        self.close()
         with contextlib.suppress(Exception):  # the reader may have lost the socket already
             self._client.__exit__(None, None, None)
         self._thread.join(5)
 
     def _read(self) -> None:
-        while not self._closing:
+        while not self.closed:
             try:  # raw JSON: the library's event models do not know this subscription's events
                 message = self._client._recv()
             except Exception:  # closed by __exit__, or Home Assistant went away
@@ -104,17 +94,15 @@ class NotificationWatch:
             if message.get("id") != self._subscription or not isinstance(event, dict):
                 continue
             if event.get("type") in {"added", "current", "updated"}:
-                with self._changed:
-                    for notification_id in event.get("notifications", {}):
-                        self.added.setdefault(str(notification_id), stamp)
-                    self._changed.notify_all()
+                for notification_id in event.get("notifications", {}):
+                    self.add(str(notification_id), stamp)
 
     def wait(self, ids: Sequence[str], timeout: float) -> list[float]:
         """The stamps of every id in ``ids``, once all have been added."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: all(i in self.added for i in ids), timeout):
-                raise BenchError(f"not every notification of {len(ids)} arrived in {timeout} s")
-            return [self.added[i] for i in ids]
+        found = self.first(ids, timeout)
+        if found is None:
+            raise BenchError(f"not every notification of {len(ids)} arrived in {timeout} s")
+        return list(found)
 
 
 def burst(sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int) -> Any:
@@ -124,34 +112,23 @@ def burst(sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int
     sent, _ = sessions.end(numbers)
     arrived = watch.wait([PREFIX + sessions.soothe(n) for n in numbers], BURST_TIMEOUT_S)
     seconds = max(arrived) - sent
-    return {"sessions": len(numbers), "seconds": seconds, "prompts_per_s": len(numbers) / seconds,
-            "ha_calls_per_s": 2 * len(numbers) / seconds,
-            "delay_ms": percentiles([stamp - sent for stamp in arrived])}  # fmt: skip
+    return {
+        "sessions": len(numbers),
+        "seconds": seconds,
+        "prompts_per_s": len(numbers) / seconds,
+        "ha_calls_per_s": 2 * len(numbers) / seconds,
+        "delay_ms": percentiles([stamp - sent for stamp in arrived]),
+    }
 
 
 def one_at_a_time(sessions: Sessions, watch: NotificationWatch, numbers: range) -> list[Any]:
     samples = []
     for number in numbers:
-        sessions.start([number])
-        time.sleep(PAUSE_S)
-        sent_wall, (sent, _) = wall_clock(), sessions.end([number])
-        arrived = watch.wait([PREFIX + sessions.soothe(number)], ARRIVAL_TIMEOUT_S)[0]
-        samples.append({"reminder_id": sessions.soothe(number),
-                        "sent_wall": sent_wall, "delay_s": arrived - sent})  # fmt: skip
+        samples.append(sessions.prompt(number, watch, PREFIX, ARRIVAL_TIMEOUT_S))
+        if samples[-1] is None:
+            raise BenchError(f"no notification for session {number} in {ARRIVAL_TIMEOUT_S} s")
         time.sleep(PAUSE_S)
     return samples
-
-
-def split(daemon: Daemon, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    delivered: dict[str, Any] = {}
-    for entry in daemon.log_events("reminder_delivered"):
-        delivered.setdefault(str(entry.get("reminder_id")), log_stamp(entry))
-    found = [(s, delivered[s["reminder_id"]]) for s in samples if s["reminder_id"] in delivered]
-    firsts = [(at - s["sent_wall"]).total_seconds() for s, at in found]
-    rests = [s["delay_s"] - first for (s, _), first in zip(found, firsts, strict=True)]
-    if not firsts:
-        return {}
-    return {"to_delivered": percentiles(firsts), "to_announced": percentiles(rests)}
 
 
 def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential: int) -> Any:
@@ -159,11 +136,22 @@ def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential:
     from homeassistant_api import Client  # noqa: PLC0415 - heavy import
 
     def prompt(client: Any, notification_id: str) -> None:
-        client.trigger_service("persistent_notification", "create", title=TITLE,
-                               notification_id=notification_id, message=MESSAGE)  # fmt: skip
-        client.fire_event("needlecare_reminder", profile="bench", kind="soothe",
-                          reminder_id=notification_id, title=TITLE, message=MESSAGE,
-                          severity="warning")  # fmt: skip
+        client.trigger_service(
+            "persistent_notification",
+            "create",
+            title=TITLE,
+            notification_id=notification_id,
+            message=MESSAGE,
+        )
+        client.fire_event(
+            "needlecare_reminder",
+            profile="bench",
+            kind="soothe",
+            reminder_id=notification_id,
+            title=TITLE,
+            message=MESSAGE,
+            severity="warning",
+        )
 
     tag = uuid.uuid4().hex[:6]
     with Client(f"{hass.url}/api", hass.token, global_request_kwargs={"timeout": 10.0}) as client:
@@ -179,8 +167,11 @@ def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential:
             prompt(client, notification_id := f"bench_bare_{tag}_s{number}")
             delays.append(watch.wait([notification_id], ARRIVAL_TIMEOUT_S)[0] - started)
             time.sleep(PAUSE_S)
-    return {"prompts_per_s": burst / seconds, "calls_per_s": 2 * burst / seconds,
-            "sequential_ms": percentiles(delays)}  # fmt: skip
+    return {
+        "prompts_per_s": burst / seconds,
+        "calls_per_s": 2 * burst / seconds,
+        "sequential_ms": percentiles(delays),
+    }
 
 
 def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[str, Any]:
@@ -196,10 +187,18 @@ def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[st
     with running_daemon(work, **sections) as daemon:
         daemon.wait_for("homeassistant_listening")
         wait_idle(daemon.pid)
-        with (wait_for_store(daemon.db) as reader, NotificationWatch(hass) as watch,
-              Peer(daemon.broker, f"bench-ha-{tag}") as peer):  # fmt: skip
-            sessions = Sessions(peer, reader, tag, profile=lambda n: f"{tag}{n:03d}",
-                                device=lambda n: f"{tag}pen{n:03d}")  # fmt: skip
+        with (
+            store_of(daemon.db) as reader,
+            NotificationWatch(hass) as watch,
+            Peer(daemon.broker, f"bench-ha-{tag}") as peer,
+        ):
+            sessions = Sessions(
+                peer,
+                reader,
+                tag,
+                profile=lambda n: f"{tag}{n:03d}",
+                device=lambda n: f"{tag}pen{n:03d}",
+            )
             one_at_a_time(sessions, watch, range(WARMUP))
             bursted = burst(sessions, watch, range(WARMUP, WARMUP + burst_of), daemon.pid)
             wait_idle(daemon.pid)
@@ -208,11 +207,17 @@ def measure(hass: Any, work: Path, *, burst_of: int, sequential: int) -> dict[st
             progress("ha_delivery: the same calls without the daemon")
             bare = measure_bare(hass, watch, burst=burst_of, sequential=sequential)
         exit_code = daemon.stop()
-    return {"profiles": total, "burst": bursted,
-            "sequential_ms": percentiles([s["delay_s"] for s in samples]),
-            "sequential_split_ms": split(daemon, samples), "bare": bare,
-            "throughput_ratio": bursted["prompts_per_s"] / bare["prompts_per_s"],
-            "exit_code": exit_code}  # fmt: skip
+    return {
+        "profiles": total,
+        "burst": bursted,
+        "sequential_ms": percentiles([s["from_publish_s"] for s in samples]),
+        "sequential_split_ms": daemon.split(
+            samples, {"to_delivered": "reminder_delivered"}, "to_announced"
+        ),
+        "bare": bare,
+        "throughput_ratio": bursted["prompts_per_s"] / bare["prompts_per_s"],
+        "exit_code": exit_code,
+    }
 
 
 def run_measured(args: Any, work: Path) -> dict[str, Any]:
@@ -229,37 +234,38 @@ def run(*, burst: int, sequential: int, hass: Any = None, workdir: Path | None =
     return BENCH.measure(args, workdir)  # type: ignore[arg-type]
 
 
+TEXT = """\
+Home Assistant delivery ({profiles} profiles, dashboard channel{started})
+burst: {burst[sessions]} prompts in {burst[seconds]:.2f} s = {burst[prompts_per_s]:.1f} \
+prompts/s ({burst[ha_calls_per_s]:.1f} Home Assistant calls/s)
+bare (the same calls from one client, no daemon): {bare[prompts_per_s]:.1f} prompts/s \
+({bare[calls_per_s]:.1f} calls/s); needlecare / bare: {throughput_ratio:.0%}
+{delays}"""
+
+
 def render(report: dict[str, Any]) -> str:
-    b, bare, split_ms = report["burst"], report["bare"], report["sequential_split_ms"]
     rows = [
-        ("burst: ends published -> each notification", b["delay_ms"]),
+        ("burst: ends published -> each notification", report["burst"]["delay_ms"]),
         ("one at a time: end published -> notification", report["sequential_ms"]),
     ]
-    if split_ms:
+    if split_ms := report["sequential_split_ms"]:
         rows += [
             ("  of which: -> reminder delivered (daemon log)", split_ms["to_delivered"]),
             ("  of which: delivered -> announced by HA", split_ms["to_announced"]),
         ]
-    rows.append(("bare: create + event calls -> notification", bare["sequential_ms"]))
+    rows.append(("bare: create + event calls -> notification", report["bare"]["sequential_ms"]))
     start = report["homeassistant_start_s"]
     started = "" if start is None else f"; Home Assistant started in {start:.1f} s"
-    return "\n".join([
-        f"Home Assistant delivery ({report['profiles']} profiles, dashboard channel{started})",
-        f"burst: {b['sessions']} prompts in {b['seconds']:.2f} s = {b['prompts_per_s']:.1f}"
-        f" prompts/s ({b['ha_calls_per_s']:.1f} Home Assistant calls/s)",
-        f"bare (the same calls from one client, no daemon): {bare['prompts_per_s']:.1f}"
-        f" prompts/s ({bare['calls_per_s']:.1f} calls/s); needlecare / bare:"
-        f" {report['throughput_ratio']:.0%}",
-        table(PCT_HEADERS, [pct_row(label, figures) for label, figures in rows]),
-    ])  # fmt: skip
+    return TEXT.format_map(report | {"started": started, "delays": pct_table(rows)})
 
 
 OPTIONS = {
     "--burst": (int, 200, "sessions ended at once"),
     "--sequential": (int, 50, "sessions one at a time"),
 }
-BENCH = Bench("ha_delivery", __doc__, run_measured, render, options=OPTIONS,
-              ok=lambda r: r["exit_code"] == 0)  # fmt: skip
+BENCH = Bench(
+    "ha_delivery", __doc__, run_measured, render, options=OPTIONS, ok=lambda r: r["exit_code"] == 0
+)
 main = BENCH.main
 
 if __name__ == "__main__":

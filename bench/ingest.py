@@ -19,11 +19,12 @@ from bench.harness.proc import Child, PySpyRecord, profile_summary, wait_idle
 from bench.harness.report import (
     Bench,
     BenchError,
+    columns,
     fmt,
     load_average,
     now,
+    positive,
     progress,
-    table,
     verdict,
     wall_clock,
 )
@@ -87,9 +88,8 @@ def publisher(broker: Address, messages: list[Message], *, ready: Callable[[], N
 def bare_subscriber(broker: Address, expected: int, mode: str, *, ready: Callable[[], None]) -> Any:
     """paho, QoS 1, a persistent session (``prime`` makes it) counting what arrives."""
     entered = now()  # after this process's interpreter start and imports: kind to bare
-    seen: set[bytes] = set()
-    got = {"last_at": 0.0, "received": 0}
-    done = threading.Event()
+    got: dict[str, Any] = {"entered_at": entered, "last_at": 0.0, "received": 0}
+    seen, done = set[bytes](), threading.Event()
 
     def on_message(message: Any, stamp: float) -> None:
         got["received"] += 1
@@ -105,20 +105,28 @@ def bare_subscriber(broker: Address, expected: int, mode: str, *, ready: Callabl
         ready()
         if mode != "prime":
             done.wait(DRAIN_TIMEOUT_S)
-    return {"entered_at": entered, "connected_at": peer.connected_at, **got, "unique": len(seen)}
+    return got | {"connected_at": peer.connected_at, "unique": len(seen)}
 
 
-def _publish(broker: Any, messages: list[Message]) -> dict[str, Any]:
+def published(broker: Any, messages: list[Message]) -> dict[str, Any]:
+    """``messages`` from a publisher process; its rate from the first publish to the last PUBACK."""
     got = Child(publisher, Address(broker.host, broker.port), messages).start().result()
     rate = len(messages) / (got["last_puback_at"] - got["first_publish_at"])
     return {**got, "publisher_msgs_per_s": rate}
 
 
-def _rates(count: int, mode: str, seconds: float, from_start: float, published: Any) -> Any:
-    return {"mode": mode, "load_average": load_average(), "seconds": seconds,
-            "msgs_per_s": count / seconds, "seconds_from_start": from_start,
-            "msgs_per_s_from_start": count / from_start,
-            "publisher_msgs_per_s": published["publisher_msgs_per_s"]}  # fmt: skip
+def rates(mode: str, count: int, sent: Any, *, ended: float, started: float, begun: float) -> Any:
+    """The rate from the start (CONNACK, the first publish) and from the process's start."""
+    seconds, from_start = ended - started, ended - begun
+    return {
+        "mode": mode,
+        "load_average": load_average(),
+        "seconds": seconds,
+        "msgs_per_s": count / seconds,
+        "seconds_from_start": from_start,
+        "msgs_per_s_from_start": count / from_start,
+        "publisher_msgs_per_s": sent["publisher_msgs_per_s"],
+    }
 
 
 def measure_bare(work: Path, messages: list[Message], mode: str) -> dict[str, Any]:
@@ -128,38 +136,56 @@ def measure_bare(work: Path, messages: list[Message], mode: str) -> dict[str, An
         Child(bare_subscriber, address, count, "prime").start().result()
         subscriber = Child(bare_subscriber, address, count, mode)
         if mode == "drain":
-            published = _publish(broker, messages)
+            sent = published(broker, messages)
             got = subscriber.start().result()
             started, begun = got["connected_at"], got["entered_at"]
         else:
             subscriber.start().wait_ready()
-            published = _publish(broker, messages)
+            sent = published(broker, messages)
             got = subscriber.result()
-            started = begun = published["first_publish_at"]
-    return {"subscriber": "bare", **_rates(count, mode, got["last_at"] - started,
-            got["last_at"] - begun, published), "received": got["received"],
-            "unique": got["unique"], "lost": count - got["unique"],
-            "duplicates": got["received"] - got["unique"]}  # fmt: skip
+            started = begun = sent["first_publish_at"]
+    checks = {"received": got["received"], "unique": got["unique"], "lost": count - got["unique"]}
+    checks["duplicates"] = got["received"] - got["unique"]
+    return {
+        "subscriber": "bare",
+        **rates(mode, count, sent, ended=got["last_at"], started=started, begun=begun),
+        **checks,
+    }
 
 
 def verify(reader: StoreReader, daemon: Any, expected_events: int, sessions: int) -> Any:
-    events = reader.scalar("SELECT count(*) FROM events WHERE type != 'heartbeat'")
-    distinct = reader.scalar("SELECT count(DISTINCT event_id) FROM events")
-    beat_rows = reader.scalar("SELECT count(*) FROM events WHERE type = 'heartbeat'")
-    beat_days = reader.scalar("SELECT count(DISTINCT source_id || substr(occurred_at, 1, 10))"
-                              " FROM events WHERE type = 'heartbeat'")  # fmt: skip
+    count = lambda where: reader.scalar(f"SELECT count(*) FROM events WHERE {where}")  # noqa: E731, S608
+    check: dict[str, Any] = {
+        "events": count("type != 'heartbeat'"),
+        "expected_events": expected_events,
+    }
+    check["heartbeat_day_rows"] = beat_rows = count("type = 'heartbeat'")
+    check["distinct_events"] = distinct = reader.scalar(
+        "SELECT count(DISTINCT event_id) FROM events"
+    )
+    beat_days = reader.scalar(
+        "SELECT count(DISTINCT source_id || substr(occurred_at, 1, 10))"
+        " FROM events WHERE type = 'heartbeat'"
+    )
     statuses = dict(reader.rows("SELECT status, count(*) FROM sessions GROUP BY status"))
-    dead = reader.scalar("SELECT count(*) FROM dead_letters")
+    check |= {"sessions": statuses, "expected_sessions": sessions}
+    check["dead_letters"] = dead = reader.scalar("SELECT count(*) FROM dead_letters")
+    check["redelivered_duplicates"] = len(daemon.log_events("event_duplicate"))
+    events = check["events"]
     ok = events == expected_events and distinct == events + beat_rows == events + beat_days
-    return {"events": events, "heartbeat_day_rows": beat_rows, "distinct_events": distinct,
-            "expected_events": expected_events, "sessions": statuses,
-            "expected_sessions": sessions, "dead_letters": dead,
-            "redelivered_duplicates": len(daemon.log_events("event_duplicate")),
-            "ok": ok and statuses == {"completed": sessions} and dead == 0}  # fmt: skip
+    return check | {"ok": ok and statuses == {"completed": sessions} and dead == 0}
 
 
-def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: int,
-                   count: int, mqtt: Any, profile: Path | None = None) -> Any:  # fmt: skip
+def measure_daemon(
+    work: Path,
+    messages: list[Message],
+    mode: str,
+    *,
+    sessions: int,
+    count: int,
+    mqtt: Any,
+    profile: Path | None = None,
+) -> Any:
     sections = {"mqtt": {"client_id": "needlecare-bench", **mqtt}, "mirrors": {"hallway": {}}}
     with (
         running_daemon(work / f"daemon-{mode}", **sections, **devices(count)) as daemon,
@@ -172,7 +198,7 @@ def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: 
         startup_s = None
         if mode == "drain":
             daemon.restart_clean()
-            published = _publish(daemon.broker, messages)
+            sent = published(daemon.broker, messages)
             daemon.start()
         else:
             wait_idle(daemon.pid)
@@ -181,17 +207,21 @@ def measure_daemon(work: Path, messages: list[Message], mode: str, *, sessions: 
             started = daemon.wait_for("mqtt_connected")
             startup_s, begun = started - daemon.spawned_at, daemon.spawned_at
         else:
-            published = _publish(daemon.broker, messages)
-            started = begun = published["first_publish_at"]
+            sent = published(daemon.broker, messages)
+            started = begun = sent["first_publish_at"]
         # Each device's last message is a session_ended, after its heartbeats.
         finished = reader.at_least(COMPLETED, sessions, timeout=DRAIN_TIMEOUT_S)
         if spy is not None:
             spy.stop()
         exit_code = daemon.stop()
         check = verify(reader, daemon, 2 * sessions, sessions)
-    return {"subscriber": "needlecare", **_rates(len(messages), mode, finished - started,
-            finished - begun, published), "spawn_to_connected_s": startup_s,
-            "exit_code": exit_code, "check": check}  # fmt: skip
+    return {
+        "subscriber": "needlecare",
+        **rates(mode, len(messages), sent, ended=finished, started=started, begun=begun),
+        "spawn_to_connected_s": startup_s,
+        "exit_code": exit_code,
+        "check": check,
+    }
 
 
 def _median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -205,98 +235,101 @@ def _median_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: Any, work: Path) -> dict[str, Any]:
-    if min(args.events, args.devices, args.repeat) < 1:
-        raise SystemExit("--events, --devices and --repeat must be positive")
-    messages, sessions = build_events(args.events, devices=args.devices, block=args.block,
-                                      tag=f"ing{os.getpid()}")  # fmt: skip
+    tag = f"ing{os.getpid()}"
+    messages, sessions = build_events(args.events, devices=args.devices, block=args.block, tag=tag)
     mqtt = {} if args.receive_maximum is None else {"receive_maximum": args.receive_maximum}
-    daemon = lambda w, mode, p=None: measure_daemon(  # noqa: E731
-        w, messages, mode, sessions=sessions, count=args.devices, mqtt=mqtt, profile=p
-    )
+    r: dict[str, Any] = {"events": args.events, "event_bytes": EVENT_BYTES, "sessions": sessions}
+    r |= {"devices": args.devices, "block": args.block, "repeat": args.repeat}
+    r |= {"mqtt_options": mqtt, "target_ratio": TARGET_RATIO, "profile": None}
+    options = {"sessions": sessions, "count": args.devices, "mqtt": mqtt}
     runs: list[dict[str, Any]] = []
     for attempt in range(args.repeat):
         for mode in ("drain", "live"):
             progress(f"ingest {mode}: bare subscriber, then needlecare, {len(messages):,} messages")
-            runs += [measure_bare(work / f"round{attempt}", messages, mode),
-                     daemon(work / f"round{attempt}", mode)]  # fmt: skip
-    profiled = None
+            runs.append(measure_bare(work / f"round{attempt}", messages, mode))
+            runs.append(measure_daemon(work / f"round{attempt}", messages, mode, **options))
     if args.py_spy is not None:
         progress(f"ingest drain under py-spy -> {args.py_spy}")
         args.py_spy.parent.mkdir(parents=True, exist_ok=True)
-        sampled = daemon(work / "profiled", "drain", args.py_spy)
+        sampled = measure_daemon(
+            work / "profiled", messages, "drain", **options, profile=args.py_spy
+        )
         summary = lambda within: profile_summary(args.py_spy, within=within)  # noqa: E731
-        profiled = {"raw": str(args.py_spy), "msgs_per_s_while_sampled": sampled["msgs_per_s"],
-                    "core": summary("CoreLoop.run"),
-                    "mqtt_thread": summary("MqttClient._run")}  # fmt: skip
+        r["profile"] = {"raw": str(args.py_spy), "msgs_per_s_while_sampled": sampled["msgs_per_s"]}
+        r["profile"] |= {"core": summary("CoreLoop.run"), "mqtt_thread": summary("MqttClient._run")}
     keys = [(m, s) for m in ("drain", "live") for s in ("bare", "needlecare")]
-    scenarios = [_median_runs([r for r in runs if (r["mode"], r["subscriber"]) == k]) for k in keys]
-    rate = {(r["mode"], r["subscriber"]): r for r in scenarios}
+    r["results"] = [
+        _median_runs([x for x in runs if (x["mode"], x["subscriber"]) == k]) for k in keys
+    ]
+    rate = {(x["mode"], x["subscriber"]): x for x in r["results"]}
     ratio = lambda mode, key="msgs_per_s": rate[mode, "needlecare"][key] / rate[mode, "bare"][key]  # noqa: E731
-    ratios = {"drain": ratio("drain"), "live": ratio("live"),
-              "drain_from_start": ratio("drain", "msgs_per_s_from_start")}  # fmt: skip
-    return {
-        "events": args.events, "event_bytes": EVENT_BYTES, "sessions": sessions,
-        "devices": args.devices, "block": args.block, "repeat": args.repeat,
-        "mqtt_options": mqtt, "results": scenarios, "ratios": ratios,
-        "target_ratio": TARGET_RATIO,
-        "target_met": all(r >= TARGET_RATIO for r in ratios.values()),
-        "verified": all(r["runs_verified"] and r["runs_lost"] == r["runs_duplicates"] == 0
-                        for r in scenarios),
-        "profile": profiled,
-    }  # fmt: skip
+    r["ratios"] = {"drain": ratio("drain"), "live": ratio("live")}
+    r["ratios"]["drain_from_start"] = ratio("drain", "msgs_per_s_from_start")
+    r["target_met"] = all(x >= TARGET_RATIO for x in r["ratios"].values())
+    clean = lambda x: x["runs_verified"] and x["runs_lost"] == x["runs_duplicates"] == 0  # noqa: E731
+    return r | {"verified": all(clean(x) for x in r["results"])}
 
 
-def _row(r: dict[str, Any]) -> list[str]:
-    delivery = "exactly once" if r["runs_verified"] else "FAILED"
+def delivery(r: dict[str, Any]) -> str:
     if r["subscriber"] == "bare":
-        delivery = f"lost {r['runs_lost']}, dup {r['runs_duplicates']}"
-    runs = lambda key: " / ".join(fmt(rate, 0) for rate in r[key])  # noqa: E731
-    return [r["mode"], r["subscriber"], fmt(r["seconds"], 2), fmt(r["msgs_per_s"], 0),
-            runs("runs_msgs_per_s"), runs("runs_msgs_per_s_from_start"),
-            fmt(r["publisher_msgs_per_s"], 0), delivery]  # fmt: skip
+        return f"lost {r['runs_lost']}, dup {r['runs_duplicates']}"
+    return "exactly once" if r["runs_verified"] else "FAILED"
+
+
+each_run = lambda rates: " / ".join(fmt(rate, 0) for rate in rates)  # noqa: E731
+SCENARIOS = {
+    "mode": lambda r: r["mode"],
+    "subscriber": lambda r: r["subscriber"],
+    "s": lambda r: fmt(r["seconds"], 2),
+    "msgs/s": lambda r: fmt(r["msgs_per_s"], 0),
+    "runs msgs/s": lambda r: each_run(r["runs_msgs_per_s"]),
+    "runs from start": lambda r: each_run(r["runs_msgs_per_s_from_start"]),
+    "publisher msgs/s": lambda r: fmt(r["publisher_msgs_per_s"], 0),
+    "delivery": delivery,
+}
+HEAD = """\
+Ingest: {events:,} x {event_bytes} B, QoS 1, {sessions} sessions on {devices} devices{options}; \
+median of {repeat} runs
+{scenarios}
+From start: the daemon's drain from its spawn; bare's from its subscriber function's entry \
+(after its interpreter started and imported: kinder to bare).
+"""
+CHECK = """\
+{mode}: store holds {check[events]:,} session events (expected {check[expected_events]:,}), \
+{check[heartbeat_day_rows]} heartbeat day rows, sessions {check[sessions]}, dead letters \
+{check[dead_letters]}, redelivered duplicates {check[redelivered_duplicates]}"""
+PROFILE = """
+py-spy, daemon drain ({msgs_per_s_while_sampled:,.0f} msgs/s while sampled; raw stacks in \
+{raw}); core thread, {core[samples]} samples:
+  self:"""
 
 
 def render(report: dict[str, Any]) -> str:
-    headers = ("mode", "subscriber", "s", "msgs/s", "runs msgs/s", "runs from start",
-               "publisher msgs/s", "delivery")  # fmt: skip
-    target = report["target_ratio"]
     options = f", mqtt {report['mqtt_options']}" if report["mqtt_options"] else ""
-    lines = [
-        f"Ingest: {report['events']:,} x {report['event_bytes']} B, QoS 1,"
-        f" {report['sessions']} sessions on {report['devices']} devices{options};"
-        f" median of {report['repeat']} runs",
-        table(headers, [_row(r) for r in report["results"]]),
-        "From start: the daemon's drain from its spawn; bare's from its subscriber function's"
-        " entry (after its interpreter started and imported: kinder to bare).",
-        "",
-    ]
-    lines += [f"needlecare / bare ({mode}): {r:.0%} (target >= {target:.0%}:"
-              f" {verdict(r >= target)})" for mode, r in report["ratios"].items()]  # fmt: skip
-    for r in report["results"]:
-        if "check" in r:
-            c = r["check"]
-            lines.append(
-                f"{r['mode']}: store holds {c['events']:,} session events (expected"
-                f" {c['expected_events']:,}), {c['heartbeat_day_rows']} heartbeat day rows,"
-                f" sessions {c['sessions']}, dead letters {c['dead_letters']}, redelivered"
-                f" duplicates {c['redelivered_duplicates']}"
-            )
+    scenarios = columns(SCENARIOS, report["results"])
+    lines = [HEAD.format_map(report | {"options": options, "scenarios": scenarios})]
+    target = report["target_ratio"]
+    for mode, r in report["ratios"].items():
+        lines.append(
+            f"needlecare / bare ({mode}): {r:.0%} (target >= {target:.0%}: {verdict(r >= target)})"
+        )
+    lines += [CHECK.format_map(r) for r in report["results"] if "check" in r]
     if (profile := report["profile"]) is not None:
-        core = profile["core"]
-        lines += ["", f"py-spy, daemon drain ({profile['msgs_per_s_while_sampled']:,.0f} msgs/s"
-                  f" while sampled; raw stacks in {profile['raw']}); core thread,"
-                  f" {core['samples']} samples:", "  self:"]  # fmt: skip
-        lines += [f"    {share:6.1%}  {name}" for name, share in core["self"][:12]]
-        lines += ["  inclusive:", *(f"    {s:6.1%}  {n}" for n, s in core["inclusive"][:20])]
+        lines.append(PROFILE.format_map(profile))
+        lines += [f"    {share:6.1%}  {name}" for name, share in profile["core"]["self"][:12]]
+        lines.append("  inclusive:")
+        lines += [f"    {share:6.1%}  {name}" for name, share in profile["core"]["inclusive"][:20]]
     return "\n".join(lines)
 
 
-OPTIONS = {"--events": (int, 20_000, "device events"),
-           "--block": (int, 100, "messages per session"),
-           "--devices": (int, 20, "devices, one profile each"),
-           "--repeat": (int, 3, "runs per scenario"),
-           "--receive-maximum": (int, None, "mqtt.receive_maximum (default: 100)"),
-           "--py-spy": (Path, None, "also profile a daemon drain, raw stacks here")}  # fmt: skip
+OPTIONS = {
+    "--events": (positive, 20_000, "device events"),
+    "--block": (int, 100, "messages per session"),
+    "--devices": (positive, 20, "devices, one profile each"),
+    "--repeat": (positive, 3, "runs per scenario"),
+    "--receive-maximum": (int, None, "mqtt.receive_maximum (default: 100)"),
+    "--py-spy": (Path, None, "also profile a daemon drain, raw stacks here"),
+}
 BENCH = Bench("ingest", __doc__, run, render, ok=lambda r: r["verified"], options=OPTIONS)
 main = BENCH.main
 

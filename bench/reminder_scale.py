@@ -9,14 +9,12 @@ process). The import floor is interpreter start plus the imports of ``needlecare
 
 import gc
 import json
-import multiprocessing
 import os
 import random
 import sqlite3
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,8 +24,17 @@ from typing import Any
 
 from bench.harness.daemon import ONE_PROFILE, running_daemon
 from bench.harness.mqtt import Peer
-from bench.harness.proc import rss_mib
-from bench.harness.report import Bench, BenchError, percentiles, progress, table, wall_clock
+from bench.harness.proc import Child, rss_mib
+from bench.harness.report import (
+    Bench,
+    BenchError,
+    Stamps,
+    columns,
+    fmt,
+    percentiles,
+    progress,
+    wall_clock,
+)
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 APSCHEDULER_MAX = 100_000
@@ -65,7 +72,7 @@ def timed(call: Callable[[], object], count: int = 200, scale: float = 1e6) -> d
 
 def _rows(count: int, now: datetime) -> Iterator[tuple[str, str, str, str]]:
     """Pending reminders due from an hour from now to a year from now, in due order."""
-    from needlecare_integrations.store.sqlite import to_db  # noqa: PLC0415
+    from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
 
     created, first, step = to_db(now), now + timedelta(hours=1), YEAR / max(count, 1)
     for i in range(count):
@@ -94,7 +101,7 @@ def seed(path: Path, count: int, now: datetime, rows: Iterator[Any] | None = Non
 
 def add_known(path: Path, due_at: datetime) -> None:
     """The one reminder the daemon must deliver during the run, due at ``due_at``."""
-    from needlecare_integrations.store.sqlite import to_db  # noqa: PLC0415
+    from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
 
     due = to_db(due_at)
     seed(path, 1, due_at, iter([(KNOWN_ID, due, due, to_db(wall_clock()))]))
@@ -110,6 +117,7 @@ def measure_store(path: Path) -> dict[str, Any]:
         opened = SqliteStore.open(path, now=wall_clock())
         opens.append(time.perf_counter() - started)
         opened.close()
+    r: dict[str, Any] = {"open_ms": summary(opens, 1e3)}
     store = SqliteStore.open(path, now=wall_clock())
     try:
         reminders = store.reminders
@@ -117,26 +125,27 @@ def measure_store(path: Path) -> dict[str, Any]:
         if next_due is None:
             raise BenchError(f"no pending reminder in {path}")
         now, known = wall_clock(), reminders.get(KNOWN_ID)
-        return {"open_ms": summary(opens, 1e3), "next_due_at_us": timed(reminders.next_due_at),
-                "due_next_us": timed(lambda: reminders.due(next_due)),
-                "due_now_us": timed(lambda: reminders.due(now)),
-                "due_next_rows": len(reminders.due(next_due)),
-                "due_now_rows": len(reminders.due(now)),
-                "known_status": None if known is None else known.status.value}  # fmt: skip
+        r["next_due_at_us"] = timed(reminders.next_due_at)
+        r["due_next_us"] = timed(lambda: reminders.due(next_due))
+        r["due_now_us"] = timed(lambda: reminders.due(now))
+        r["due_next_rows"], r["due_now_rows"] = (
+            len(reminders.due(next_due)),
+            len(reminders.due(now)),
+        )
+        r["known_status"] = None if known is None else known.status.value
+        return r
     finally:
         store.close()
 
 
 def measure_daemon(work: Path) -> dict[str, Any]:
     """Start-up, idle RSS and the known reminder's delivery, with a broker of its own."""
-    arrived: list[datetime] = []
-    done = threading.Event()
+    arrived = Stamps()
 
     def on_message(message: Any, _stamp: float) -> None:
         body = json.loads(message.payload)
-        if isinstance(body, dict) and body.get("reminder_id") == KNOWN_ID and not arrived:
-            arrived.append(wall_clock())
-            done.set()
+        if isinstance(body, dict) and body.get("reminder_id") == KNOWN_ID:
+            arrived.add(KNOWN_ID, wall_clock().timestamp())
 
     sections = {"profiles": ONE_PROFILE, "mirrors": {"hallway": {}}}
     with (
@@ -147,16 +156,16 @@ def measure_daemon(work: Path) -> dict[str, Any]:
         due_at = wall_clock() + DUE_AFTER_SPAWN
         add_known(daemon.db, due_at)
         daemon.start()
-        started_s = daemon.wait_for("daemon_started") - daemon.spawned_at
-        connected_s = daemon.wait_for("mqtt_connected") - daemon.spawned_at
+        r: dict[str, Any] = {"started_s": daemon.wait_for("daemon_started") - daemon.spawned_at}
+        r["connected_s"] = daemon.wait_for("mqtt_connected") - daemon.spawned_at
         time.sleep(1.0)
-        rss, peak = rss_mib(daemon.pid), rss_mib(daemon.pid, "VmHWM")
-        done.wait(max((due_at - wall_clock()).total_seconds() + 15, 1.0))
-        exit_code = daemon.stop(15.0)
-    late = None if not arrived else (arrived[0] - due_at).total_seconds() * 1e3
-    return {"started_s": started_s, "connected_s": connected_s, "rss_mib": rss,
-            "rss_peak_mib": peak, "notified": bool(arrived), "lateness_ms": late,
-            "exit_code": exit_code}  # fmt: skip
+        r["rss_mib"], r["rss_peak_mib"] = rss_mib(daemon.pid), rss_mib(daemon.pid, "VmHWM")
+        wait_s = max((due_at - wall_clock()).total_seconds() + 15, 1.0)
+        at = arrived.first([KNOWN_ID], wait_s)
+        r["exit_code"] = daemon.stop(15.0)
+    r["notified"] = at is not None
+    r["lateness_ms"] = None if at is None else (at[0] - due_at.timestamp()) * 1e3
+    return r
 
 
 def import_floor(runs: int = 3) -> dict[str, float]:
@@ -175,7 +184,7 @@ def _noop() -> None:
     """The job body; never runs, every job is months away."""
 
 
-def apscheduler_child(count: int) -> dict[str, Any]:
+def apscheduler_child(count: int, *, ready: Callable[[], None]) -> dict[str, Any]:
     """In a fresh process: add ``count`` date jobs to a running BackgroundScheduler."""
     from apscheduler.jobstores.memory import MemoryJobStore  # noqa: PLC0415
     from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415
@@ -186,6 +195,7 @@ def apscheduler_child(count: int) -> dict[str, Any]:
     random.Random(count).shuffle(times)  # reminders are planned in no particular due order
     scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()}, timezone=UTC)
     scheduler.start()
+    ready()
     try:
         gc.collect()
         before, started = rss_mib(os.getpid()), time.perf_counter()
@@ -195,81 +205,103 @@ def apscheduler_child(count: int) -> dict[str, Any]:
         jobs = len(scheduler.get_jobs())
     finally:
         scheduler.shutdown(wait=False)
-    return {"jobs": jobs, "add_s": elapsed, "per_job_us": elapsed / count * 1e6,
-            "rss_before_mib": before, "rss_growth_mib": after - before,
-            "order": "shuffled"}  # fmt: skip
+    return {
+        "jobs": jobs,
+        "add_s": elapsed,
+        "per_job_us": elapsed / count * 1e6,
+        "rss_before_mib": before,
+        "rss_growth_mib": after - before,
+        "order": "shuffled",
+    }
 
 
 def measure_size(size: int, work: Path, *, apscheduler: bool) -> dict[str, Any]:
-    db = work / "needlecare.db"
+    db, r = work / "needlecare.db", dict[str, Any](size=size, apscheduler=None)
     work.mkdir(parents=True)
     progress(f"N={size:,}: seeding")
-    seed_s = seed(db, size - 1, wall_clock())
-    file_mib = db.stat().st_size / 2**20
+    r["seed_s"] = seed(db, size - 1, wall_clock())
+    r["file_mib"] = db.stat().st_size / 2**20
     progress(f"N={size:,}: daemon")
-    daemon = measure_daemon(work)
+    r["daemon"] = measure_daemon(work)
     progress(f"N={size:,}: store queries")
-    store = measure_store(db)
-    aps = None
+    r["store"] = measure_store(db)
     if apscheduler:
         progress(f"N={size:,}: APScheduler, {size:,} jobs")
-        with multiprocessing.get_context("spawn").Pool(1) as pool:
-            aps = pool.apply(apscheduler_child, (size,))
-    return {"size": size, "seed_s": seed_s, "file_mib": file_mib, "daemon": daemon,
-            "store": store, "apscheduler": aps}  # fmt: skip
+        r["apscheduler"] = Child(apscheduler_child, size).start().result()
+    return r
 
 
 def run(args: Any, work: Path) -> dict[str, Any]:
     progress("import floor")
-    floor = import_floor()
-    results = [
+    r = {"machine": {"apscheduler": metadata.version("APScheduler")}, "sizes": list(args.sizes)}
+    r |= {"apscheduler_max": args.apscheduler_max, "import_floor": import_floor()}
+    r["results"] = [
         measure_size(size, work / f"n{size}", apscheduler=size <= args.apscheduler_max)
         for size in args.sizes
     ]
-    return {"machine": {"apscheduler": metadata.version("APScheduler")}, "sizes": list(args.sizes),
-            "apscheduler_max": args.apscheduler_max, "import_floor": floor,
-            "results": results}  # fmt: skip
+    return r
+
+
+def pair(figures: dict[str, float], digits: int = 0) -> str:
+    return f"{figures['median']:.{digits}f} / {figures['p99']:.{digits}f}"
+
+
+DAEMON = {
+    "N": lambda r: f"{r['size']:,}",
+    "seed s": lambda r: f"{r['seed_s']:.1f}",
+    "file MiB": lambda r: f"{r['file_mib']:.1f}",
+    "started s": lambda r: f"{r['daemon']['started_s']:.2f}",
+    "connected s": lambda r: f"{r['daemon']['connected_s']:.2f}",
+    "idle RSS MiB": lambda r: f"{r['daemon']['rss_mib']:.1f}",
+    "notified": lambda r: "yes" if r["daemon"]["notified"] else "NO",
+    "late ms": lambda r: fmt(r["daemon"]["lateness_ms"]),
+}
+STORE = {
+    "N": lambda r: f"{r['size']:,}",
+    "open ms": lambda r: pair(r["store"]["open_ms"], 2),
+    "next_due_at µs": lambda r: pair(r["store"]["next_due_at_us"]),
+    "due(next) µs": lambda r: pair(r["store"]["due_next_us"]),
+    "due(now) µs": lambda r: pair(r["store"]["due_now_us"]),
+}
+APSCHEDULER = {
+    "N": lambda r: f"{r['size']:,}",
+    "add s": lambda r: f"{r['apscheduler']['add_s']:.2f}",
+    "µs/job": lambda r: f"{r['apscheduler']['per_job_us']:.1f}",
+    "RSS +MiB": lambda r: f"{r['apscheduler']['rss_growth_mib']:.1f}",
+}
+TEXT = """\
+Daemon with N pending reminders (times from spawn; lateness of the known reminder)
+{daemon}
+
+Store, in process (median / p99 over calls)
+{store}
+
+APScheduler 3, one date job per reminder (MemoryJobStore, fresh process)
+{apscheduler}
+
+Import floor (python -c 'import needlecare.cli.main, needlecare.app.run'): \
+{import_floor[seconds]:.2f} s, {import_floor[rss_mib]:.1f} MiB RSS"""
 
 
 def render(report: dict[str, Any]) -> str:
-    pair = lambda f, d=0: f"{f['median']:.{d}f} / {f['p99']:.{d}f}"  # noqa: E731
-    daemon_rows, store_rows, aps_rows = [], [], []
-    for r in report["results"]:
-        d, s, a, late = r["daemon"], r["store"], r["apscheduler"], r["daemon"]["lateness_ms"]
-        daemon_rows.append(
-            [f"{r['size']:,}", f"{r['seed_s']:.1f}", f"{r['file_mib']:.1f}",
-             f"{d['started_s']:.2f}", f"{d['connected_s']:.2f}", f"{d['rss_mib']:.1f}",
-             "yes" if d["notified"] else "NO", "-" if late is None else f"{late:.1f}"]
-        )  # fmt: skip
-        timings = ("next_due_at_us", "due_next_us", "due_now_us")
-        store_rows.append([f"{r['size']:,}", pair(s["open_ms"], 2), *(pair(s[t]) for t in timings)])
-        if a is not None:
-            aps_rows.append([f"{r['size']:,}", f"{a['add_s']:.2f}", f"{a['per_job_us']:.1f}",
-                             f"{a['rss_growth_mib']:.1f}"])  # fmt: skip
-    floor = report["import_floor"]
-    daemon_headers = ("N", "seed s", "file MiB", "started s", "connected s", "idle RSS MiB")
-    store_headers = ("N", "open ms", "next_due_at µs", "due(next) µs", "due(now) µs")
-    return "\n".join([
-        "Daemon with N pending reminders (times from spawn; lateness of the known reminder)",
-        table((*daemon_headers, "notified", "late ms"), daemon_rows),
-        "",
-        "Store, in process (median / p99 over calls)",
-        table(store_headers, store_rows),
-        "",
-        "APScheduler 3, one date job per reminder (MemoryJobStore, fresh process)",
-        table(("N", "add s", "µs/job", "RSS +MiB"), aps_rows) if aps_rows else "(not run)",
-        "",
-        "Import floor (python -c 'import needlecare.cli.main, needlecare.app.run'):"
-        f" {floor['seconds']:.2f} s, {floor['rss_mib']:.1f} MiB RSS",
-    ])  # fmt: skip
+    results, compared = report["results"], [r for r in report["results"] if r["apscheduler"]]
+    tables = {"daemon": columns(DAEMON, results), "store": columns(STORE, results)}
+    tables["apscheduler"] = columns(APSCHEDULER, compared) if compared else "(not run)"
+    return TEXT.format_map(report | tables)
 
 
 OPTIONS = {
     "--sizes": (lambda t: [int(n) for n in t.split(",")], list(DEFAULT_SIZES), "e.g. 1000,5000"),
     "--apscheduler-max": (int, APSCHEDULER_MAX, "APScheduler for sizes up to this (0: never)"),
 }
-BENCH = Bench("reminder_scale", __doc__, run, render, options=OPTIONS,
-              ok=lambda r: all(s["daemon"]["notified"] for s in r["results"]))  # fmt: skip
+BENCH = Bench(
+    "reminder_scale",
+    __doc__,
+    run,
+    render,
+    lambda r: all(s["daemon"]["notified"] for s in r["results"]),
+    OPTIONS,
+)
 main = BENCH.main
 
 if __name__ == "__main__":

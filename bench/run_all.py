@@ -10,7 +10,6 @@ missing); a missed performance target is reported, not an error. A full run also
 profiles one daemon drain with py-spy, when it is installed.
 """
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -20,22 +19,22 @@ from typing import Any
 from bench import ha_delivery, idle, ingest, latency, reminder_scale
 from bench.harness.proc import py_spy
 from bench.harness.report import (
-    Bench,
+    Options,
+    columns,
     fmt,
     load_average,
     machine,
     now,
+    parser,
     progress,
     source_state,
-    table,
     verdict,
     wall_clock,
     workspace,
     write_report,
 )
 
-BENCHES: list[Bench] = [reminder_scale.BENCH, ingest.BENCH, latency.BENCH, idle.BENCH,
-                        ha_delivery.BENCH]  # fmt: skip
+BENCHES = [reminder_scale.BENCH, ingest.BENCH, latency.BENCH, idle.BENCH, ha_delivery.BENCH]
 QUICK = {
     "reminder_scale": ["--sizes", "1000,10000", "--apscheduler-max", "10000"],
     "ingest": ["--events", "2000", "--repeat", "1"],
@@ -50,46 +49,46 @@ def targets(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with the measured figure and whether it was met."""
     rows = []
     if r := reports.get("ingest"):
-        rows += [{"target": f"ingest {mode}: needlecare msgs/s >= 60% of bare paho",
-                  "value": f"{ratio:.0%}", "met": ratio >= r["target_ratio"]}
-                 for mode, ratio in r["ratios"].items()]  # fmt: skip
+        for mode, ratio in r["ratios"].items():
+            target = f"ingest {mode}: needlecare msgs/s >= 60% of bare paho"
+            rows.append(
+                {"target": target, "value": f"{ratio:.0%}", "met": ratio >= r["target_ratio"]}
+            )
     if r := reports.get("latency"):
         rounds = ", ".join(f"{x['ratio']:.2f}" for x in r["p99_by_round_ms"])
-        rows.append({
-            "target": "latency: median of the paired rounds' p99 ratios <= 1.5x bare (FULL)",
-            "value": f"{r['p99_ratio_median_of_rounds']:.2f}x (rounds: {rounds};"
-            f" all samples {r['p99_ratio']:.2f}x)",
-            "met": r["target_met"],
-        })  # fmt: skip
+        median = f"{r['p99_ratio_median_of_rounds']:.2f}x"
+        rows.append(
+            {
+                "target": "latency: median of the paired rounds' p99 ratios <= 1.5x bare (FULL)",
+                "value": f"{median} (rounds: {rounds}; all samples {r['p99_ratio']:.2f}x)",
+                "met": r["target_met"],
+            }
+        )
     if r := reports.get("idle"):
-        rows.append({
-            "target": f"idle: RSS <= {r['target_rss_mib']:g} MiB with {r['pending']:,} pending",
-            "value": f"{r['rss_mib']:.1f} MiB", "met": r["rss_mib"] <= r["target_rss_mib"],
-        })  # fmt: skip
+        rss = f"idle: RSS <= {r['target_rss_mib']:g} MiB with {r['pending']:,} pending"
+        met = r["rss_mib"] <= r["target_rss_mib"]
+        rows.append({"target": rss, "value": f"{r['rss_mib']:.1f} MiB", "met": met})
         wakes = ", ".join(f"{t['name']} {t['wakes_per_min']:.1f}/min" for t in r["threads"])
-        rows.append({"target": "idle: no thread polls (wakes <= 10/min)", "value": wakes,
-                     "met": not r["polling_threads"]})  # fmt: skip
+        polls = "idle: no thread polls (wakes <= 10/min)"
+        rows.append({"target": polls, "value": wakes, "met": not r["polling_threads"]})
     return rows
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    raw = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser("python -m bench.run_all", None, __doc__, formatter_class=raw)
-    parser.add_argument("--quick", action="store_true", help="small sizes")
-    parser.add_argument("--out-dir", type=Path, default=Path("bench/results"))
-    parser.add_argument("--only", action="append", default=None, help="only this bench (again)")
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=0.0,
-        help=f"first wait up to this many s for a load average < {QUIET_LOAD:g}",
-    )
-    parser.add_argument("--workdir", type=Path, default=None, help="keep every bench's files")
-    return parser.parse_args(argv)  # fmt: skip
+OPTIONS: Options = {
+    "--quick": (bool, False, "small sizes"),
+    "--out-dir": (Path, Path("bench/results"), "each bench's JSON and all.json"),
+    "--only": ("append", None, "only this bench (again)"),
+    "--wait-quiet": (
+        float,
+        0.0,
+        f"first wait up to this many s for a load average < {QUIET_LOAD:g}",
+    ),
+    "--workdir": (Path, None, "keep every bench's files"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parser("run_all", __doc__, OPTIONS).parse_args(argv)
     benches = [b for b in BENCHES if args.only is None or b.name in args.only]
     started = now()
     while (
@@ -115,13 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = machine(work, source_before)
     checks = {bench.name: bench.ok(reports[bench.name]) for bench in benches}
     rows = targets(reports)
-    write_report({"bench": "all", "quick": args.quick, "started_at": started_at.isoformat(),
-                  "finished_at": wall_clock().isoformat(), "machine": found,
-                  "durations_s": durations, "checks": checks, "targets": rows,
-                  "reports": reports}, args.out_dir / "all.json")  # fmt: skip
+    whole = {"bench": "all", "quick": args.quick, "started_at": started_at.isoformat()}
+    whole |= {"finished_at": wall_clock().isoformat(), "machine": found, "durations_s": durations}
+    whole |= {"checks": checks, "targets": rows, "reports": reports}
+    write_report(whole, args.out_dir / "all.json")
     print(f"\n== targets (whole run {fmt(sum(durations.values()), 0)} s)\n")
-    print(table(("target", "measured", "verdict"),
-                [[row["target"], row["value"], verdict(row["met"])] for row in rows]))  # fmt: skip
+    verdicts = {"target": lambda row: row["target"], "measured": lambda row: row["value"]}
+    print(columns(verdicts | {"verdict": lambda row: verdict(row["met"])}, rows))
     print(f"\nfunctional checks: {checks}\nwritten to {args.out_dir / 'all.json'}")
     if found["source_changed_during_run"]:
         print("WARNING: service/ or integrations/ changed during the run: figures mix versions")

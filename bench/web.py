@@ -13,7 +13,7 @@ from typing import Any
 from bench.harness.daemon import running_daemon
 from bench.harness.mqtt import free_port
 from bench.harness.proc import rss_mib, wait_idle
-from bench.harness.report import Bench, fmt, now, percentiles, progress, table, verdict, wall_clock
+from bench.harness.report import Bench, now, pct_table, percentiles, progress, verdict, wall_clock
 from bench.reminder_scale import seed as seed_reminders
 
 ROUTES = ("/api/v1/reminders", "/api/v1/sessions")
@@ -34,11 +34,18 @@ def seed(db: Path, sessions: int) -> None:
             for i in range(sessions):
                 ended = start - timedelta(hours=3 * (i + 1))
                 store.save_session(
-                    Session(id=f"ses_bench{i:07d}", profile=("alice", "bob")[i % 2],
-                            device_id=None, setting="home", status=SessionStatus.COMPLETED,
-                            started_at=ended - timedelta(minutes=20), ended_at=ended,
-                            last_seen_at=ended, source="manual")
-                )  # fmt: skip
+                    Session(
+                        id=f"ses_bench{i:07d}",
+                        profile=("alice", "bob")[i % 2],
+                        device_id=None,
+                        setting="home",
+                        status=SessionStatus.COMPLETED,
+                        last_seen_at=ended,
+                        source="manual",
+                        started_at=ended - timedelta(minutes=20),
+                        ended_at=ended,
+                    )
+                )
     finally:
         store.close()
 
@@ -83,25 +90,29 @@ def run(args: Any, work: Path) -> dict[str, Any]:
     return {**result, "extra_rss_mib": extra, "target_met": p99_ok and extra <= TARGET_EXTRA_MIB}
 
 
-def render(report: dict[str, Any]) -> str:
-    percents = ("p50", "p90", "p99", "max")
-    rows = [[route, *(fmt(report[route][k], 1) for k in percents)] for route in ROUTES]
-    p99_ok = all(report[route]["p99"] <= TARGET_P99_MS for route in ROUTES)
-    return "\n".join([
-        f"Web API: {report['sessions']:,} sessions, {report['requests']} GETs per route (ms)",
-        table(("route", "p50", "p90", "p99", "max"), rows),
-        "",
-        f"RSS web off {report['rss_web_off_mib']:.1f} MiB, on {report['rss_web_on_mib']:.1f}"
-        f" MiB, on after the requests {report['rss_web_on_after_mib']:.1f} MiB:"
-        f" +{report['extra_rss_mib']:.1f} MiB",
-        f"p99 <= {TARGET_P99_MS:g} ms: {verdict(p99_ok)};"
-        f" extra RSS <= {TARGET_EXTRA_MIB:g} MiB:"
-        f" {verdict(report['extra_rss_mib'] <= TARGET_EXTRA_MIB)}",
-    ])  # fmt: skip
+TEXT = """\
+Web API: {sessions:,} sessions, {requests} GETs per route (ms)
+{routes}
+
+RSS web off {rss_web_off_mib:.1f} MiB, on {rss_web_on_mib:.1f} MiB, \
+on after the requests {rss_web_on_after_mib:.1f} MiB: +{extra_rss_mib:.1f} MiB
+p99 <= {p99_target:g} ms: {p99_met}; extra RSS <= {rss_target:g} MiB: {rss_met}"""
 
 
-OPTIONS = {"--sessions": (int, 10_000, "closed sessions in the store"),
-           "--requests": (int, 300, "GETs per route")}  # fmt: skip
+def render(r: dict[str, Any]) -> str:
+    routes = pct_table([(route, r[route]) for route in ROUTES], first="route", counts=False)
+    p99_ok = all(r[route]["p99"] <= TARGET_P99_MS for route in ROUTES)
+    rss_met = verdict(r["extra_rss_mib"] <= TARGET_EXTRA_MIB)
+    met = {"p99_met": verdict(p99_ok), "rss_met": rss_met}
+    return TEXT.format_map(
+        r | met | {"routes": routes, "p99_target": TARGET_P99_MS, "rss_target": TARGET_EXTRA_MIB}
+    )
+
+
+OPTIONS = {
+    "--sessions": (int, 10_000, "closed sessions in the store"),
+    "--requests": (int, 300, "GETs per route"),
+}
 BENCH = Bench("web", __doc__, run, render, ok=lambda r: r["target_met"], options=OPTIONS)
 main = BENCH.main
 

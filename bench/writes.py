@@ -18,19 +18,33 @@ from bench.harness.daemon import ONE_PROFILE, Daemon, devices, file_sizes, runni
 from bench.harness.daemon import wait_for_store as store_of
 from bench.harness.mqtt import Message, Peer, pad_json
 from bench.harness.proc import wait_idle, write_bytes
-from bench.harness.report import Bench, fmt, load_average, now, progress, table, verdict, wall_clock
+from bench.harness.report import (
+    Bench,
+    columns,
+    fmt,
+    load_average,
+    now,
+    progress,
+    verdict,
+    wall_clock,
+)
 
 HEARTBEAT_TARGET, EVENT_FACTOR_TARGET, GROWTH_TARGET = 4096, 4.0, 300
 MIRROR = "needlecare/mirror/hallway/event"
+PENS = ("pen1", "pen2")
 
 
 def beats(count: int, tag: str) -> list[list[Message]]:
     """``count`` rounds of a heartbeat from each of the 2 devices."""
-    body = lambda d, n: {"event_id": f"hb-{tag}-{d}-{n}", "type": "heartbeat",  # noqa: E731
-                         "battery_pct": 90 - n % 50, "cartridge_uses": n}  # fmt: skip
-    topic = "needlecare/device/{}/event".format
-    return [[(topic(d), json.dumps(body(d, n)).encode()) for d in ("pen1", "pen2")]
-            for n in range(count)]  # fmt: skip
+    rounds = []
+    for n in range(count):
+        body = {"type": "heartbeat", "battery_pct": 90 - n % 50, "cartridge_uses": n}
+        rounds.append([device_event(d, {"event_id": f"hb-{tag}-{d}-{n}", **body}) for d in PENS])
+    return rounds
+
+
+def device_event(device: str, body: dict[str, Any]) -> Message:
+    return f"needlecare/device/{device}/event", json.dumps(body).encode()
 
 
 def skin_checks(count: int, tag: str) -> list[Message]:
@@ -38,35 +52,35 @@ def skin_checks(count: int, tag: str) -> list[Message]:
     return [(MIRROR, pad_json({**body(n), "redness": n % 100}, 200)) for n in range(count)]
 
 
-def window(daemon: Daemon, name: str, hold: float | None, send: Callable[[], int],
-           messages: int, *, spawn: bool = False) -> dict[str, Any]:  # fmt: skip
+def window(
+    daemon: Daemon, name: str, send: Callable[[], int], messages: int, *, spawn: bool = False
+) -> dict[str, Any]:
     """Write counters and file sizes around ``send()``, the daemon settled at both ends; with
     ``spawn`` the stopped daemon starts on a queued backlog, its whole process the window."""
-    before_files = file_sizes(daemon.db)
+    r: dict[str, Any] = {"scenario": name, "messages": messages, "exit_code": None}
     if spawn:
+        r["files_before"] = file_sizes(daemon.db)
         daemon.start()
     else:
         wait_idle(daemon.pid, quiet_s=1.0)
-        before_files = file_sizes(daemon.db)
+        r["files_before"] = file_sizes(daemon.db)
     before_io, started = (0, daemon.spawned_at) if spawn else (write_bytes(daemon.pid), now())
-    payload = send()
+    r["payload_bytes"] = send()
     wait_idle(daemon.pid, quiet_s=1.0)
-    written, after_files = write_bytes(daemon.pid) - before_io, file_sizes(daemon.db)
-    progress(f"{name}: {written / messages:.0f} B written per message")
-    return {
-        "scenario": name, "hold_s": hold, "exit_code": None, "messages": messages,
-        "payload_bytes": payload, "seconds": now() - started, "write_bytes": written,
-        "write_bytes_per_message": written / messages,
-        "db_growth_bytes": after_files["db"] - before_files["db"],
-        "files_before": before_files, "files_after": after_files, "load_average": load_average(),
-    }  # fmt: skip
+    r["seconds"], r["write_bytes"] = now() - started, write_bytes(daemon.pid) - before_io
+    r["write_bytes_per_message"] = r["write_bytes"] / messages
+    r["files_after"] = file_sizes(daemon.db)
+    r["db_growth_bytes"] = r["files_after"]["db"] - r["files_before"]["db"]
+    progress(f"{name}: {r['write_bytes_per_message']:.0f} B written per message")
+    return r | {"load_average": load_average()}
 
 
-def live(work: Path, name: str, hold: float, rounds: list[list[Message]], *, pause: float,
-         old_config: bool) -> dict[str, Any]:  # fmt: skip
+def live(
+    work: Path, name: str, hold: float, rounds: list[list[Message]], *, pause: float, old: bool
+) -> dict[str, Any]:
     """``rounds`` of messages sent live, ``pause`` apart, each acknowledged before the next."""
-    retention = {} if old_config else {"retention": {"heartbeat_hold_s": hold}}
-    owned = {"devices": {"pen1": {"owner": "alice"}, "pen2": {"owner": "alice"}}}
+    retention = {} if old else {"retention": {"heartbeat_hold_s": hold}}
+    owned = {"devices": {pen: {"owner": "alice"} for pen in PENS}}
     sections = {"profiles": ONE_PROFILE, "mirrors": {"hallway": {}}, **owned, **retention}
     with running_daemon(work / name, **sections) as daemon, Peer(daemon.broker, name) as peer:
         peer.send(beats(1, f"{name}-first")[0])  # the day's first beat: not part of the window
@@ -78,13 +92,14 @@ def live(work: Path, name: str, hold: float, rounds: list[list[Message]], *, pau
                 time.sleep(pause)
             return size
 
-        result = window(daemon, name, hold, send, sum(map(len, rounds)))
+        result = window(daemon, name, send, sum(map(len, rounds))) | {"hold_s": hold}
         result["exit_code"] = daemon.stop()
     return result
 
 
-def drain(work: Path, name: str, messages: list[Message], *, count: int, done_sql: str,
-          done_at: int) -> dict[str, Any]:  # fmt: skip
+def drain(
+    work: Path, name: str, messages: list[Message], *, count: int, done: str, done_at: int
+) -> dict[str, Any]:
     """Queue ``messages`` while the daemon is down; measure its whole next process."""
     sections = devices(count) | {"mirrors": {"hallway": {}}}
     sections["profiles"] |= ONE_PROFILE
@@ -96,10 +111,10 @@ def drain(work: Path, name: str, messages: list[Message], *, count: int, done_sq
 
         def send() -> int:
             with store_of(daemon.db) as reader:
-                reader.at_least(done_sql, done_at, timeout=300)
+                reader.at_least(done, done_at, timeout=300)
             return payload
 
-        result = window(daemon, name, None, send, len(messages), spawn=True)
+        result = window(daemon, name, send, len(messages), spawn=True) | {"hold_s": None}
         result["exit_code"] = daemon.stop()
     progress(f"{name}: {result['write_bytes'] / payload:.2f}x the payload written")
     return result
@@ -112,15 +127,22 @@ def run(args: Any, work: Path) -> dict[str, Any]:
     rounds = beats(args.beats, f"{wall_clock():%H%M%S}")  # ids as long as before
     events = [[m] for m in skin_checks(args.live, "live")]
     completed = "SELECT count(*) FROM sessions WHERE status = 'completed'"
-    old = args.old_config
+    checks = "SELECT count(*) FROM skin_checks"
+    beating = {"pause": args.beat_every, "old": args.old_config}
     results = [
-        live(work, "heartbeats-held", args.hold, rounds, pause=args.beat_every, old_config=old),
-        live(work, "heartbeats-each", 0.0, rounds, pause=args.beat_every, old_config=old),
-        drain(work, "events-drain", skin_checks(args.events, "d"), count=1,
-              done_sql="SELECT count(*) FROM skin_checks", done_at=args.events),
-        drain(work, "mix-drain", mix, count=20, done_sql=completed, done_at=sessions),
-        live(work, "events-live", 0.0, events, pause=1 / args.rate, old_config=old),
-    ]  # fmt: skip
+        live(work, "heartbeats-held", args.hold, rounds, **beating),
+        live(work, "heartbeats-each", 0.0, rounds, **beating),
+        drain(
+            work,
+            "events-drain",
+            skin_checks(args.events, "d"),
+            count=1,
+            done=checks,
+            done_at=args.events,
+        ),
+        drain(work, "mix-drain", mix, count=20, done=completed, done_at=sessions),
+        live(work, "events-live", 0.0, events, pause=1 / args.rate, old=args.old_config),
+    ]
     held, each, evs, mixed, _ = results
     figures = {
         "heartbeat_bytes": (held["write_bytes_per_message"], HEARTBEAT_TARGET),
@@ -134,16 +156,20 @@ def run(args: Any, work: Path) -> dict[str, Any]:
     return {"results": results, "targets": targets, "heartbeat_hold_off_bytes": hold_off}
 
 
+SCENARIOS = {
+    "scenario": lambda r: r["scenario"],
+    "hold s": lambda r: "-" if r["hold_s"] is None else fmt(r["hold_s"]),
+    "msgs": lambda r: r["messages"],
+    "KiB written": lambda r: fmt(r["write_bytes"] / 1024),
+    "B/msg": lambda r: fmt(r["write_bytes_per_message"], 0),
+    "x payload": lambda r: fmt(r["write_bytes"] / r["payload_bytes"], 2),
+    "db B/msg": lambda r: fmt(r["db_growth_bytes"] / r["messages"], 0),
+    "load": lambda r: fmt(r["load_average"], 2),
+}
+
+
 def render(report: dict[str, Any]) -> str:
-    rows = [
-        [r["scenario"], "-" if r["hold_s"] is None else fmt(r["hold_s"]), str(r["messages"]),
-         fmt(r["write_bytes"] / 1024), fmt(r["write_bytes_per_message"], 0),
-         fmt(r["write_bytes"] / r["payload_bytes"], 2),
-         fmt(r["db_growth_bytes"] / r["messages"], 0), fmt(r["load_average"], 2)]
-        for r in report["results"]
-    ]  # fmt: skip
-    headers = ("scenario", "hold s", "msgs", "KiB written", "B/msg", "x payload", "db B/msg")
-    lines = [table((*headers, "load"), rows), ""]
+    lines = [columns(SCENARIOS, report["results"]), ""]
     for name, t in report["targets"].items():
         lines.append(f"{name}: {fmt(t['measured'], 2)} (target {t['target']}) {verdict(t['met'])}")
     return "\n".join(lines)
@@ -159,8 +185,14 @@ OPTIONS = {
     "--rate": (float, 100.0, "live events per second"),
     "--old-config": (bool, False, "no retention: section, for an older checkout (PYTHONPATH)"),
 }
-BENCH = Bench("writes", __doc__, run, render, options=OPTIONS,
-              ok=lambda r: all(x["exit_code"] == 0 for x in r["results"]))  # fmt: skip
+BENCH = Bench(
+    "writes",
+    __doc__,
+    run,
+    render,
+    lambda r: all(x["exit_code"] == 0 for x in r["results"]),
+    OPTIONS,
+)
 main = BENCH.main
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The daemon as a process (``needlecare run``), its config, and a read-only view of its store."""
 
+import contextlib
 import json
 import os
 import signal
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -17,11 +18,25 @@ from typing import IO, Any, Self
 import yaml
 
 from bench.harness.mqtt import Peer, pad_json, running_broker
-from bench.harness.report import BenchError, now
+from bench.harness.report import (
+    TIMEOUT_S,
+    BenchError,
+    Stamps,
+    now,
+    percentiles,
+    poll,
+    wall_clock,
+)
 from needlecare_integrations.broker import MosquittoBroker
 
-TIMEOUT_S = 60.0
 ONE_PROFILE = {"alice": {"timezone": "Europe/Berlin"}}
+# A log event that marks a stage of a prompt: the field naming the session or reminder, and
+# the line's other fields (a session is also recorded when it starts).
+LOG_MARKS = {
+    "session_recorded": ("session_id", {"status": "completed"}),
+    "reminder_delivered": ("reminder_id", {}),
+}
+PAUSE_S = 0.005  # between a session's start and its end, as between measurements
 
 
 def log_stamp(entry: dict[str, Any]) -> datetime:
@@ -38,10 +53,8 @@ class Daemon:
         self.workdir, self.db = workdir, Path(config["store"]["path"])
         self.config_path, self.log_path = workdir / "needlecare.yaml", workdir / "daemon.log"
         self.config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        self.stamps: dict[str, list[float]] = {}
+        self.stamps = Stamps()  # each log line's event, as it came
         self.spawned_at = 0.0
-        self._changed = threading.Condition()
-        self._eof = False
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
 
@@ -53,8 +66,7 @@ class Daemon:
 
     def start(self) -> Self:
         """Spawn ``needlecare run -c CONFIG``; forget the stamps of an earlier start."""
-        with self._changed:
-            self.stamps, self._eof = {}, False
+        self.stamps = Stamps()
         self.spawned_at = now()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "needlecare", "run", "-c", str(self.config_path)],
@@ -74,25 +86,15 @@ class Daemon:
             for line in stream:
                 stamp = now()
                 log.write(line)
-                event = _parse(line).get("event")
-                with self._changed:
-                    if isinstance(event, str):
-                        self.stamps.setdefault(event, []).append(stamp)
-                    self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+                self.stamps.add(_parse(line).get("event"), stamp)
+        self.stamps.close()
 
     def wait_for(self, event: str, count: int = 1, timeout: float = TIMEOUT_S) -> float:
         """The stamp of the ``count``-th ``event`` log line since the start."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: len(self.stamps.get(event, ())) >= count or self._eof, timeout
-            )
-            stamps = self.stamps.get(event, [])
-        if len(stamps) < count:
-            raise BenchError(f"no {event} from the daemon within {timeout} s:\n{self.log_tail()}")
-        return stamps[count - 1]
+        try:
+            return self.stamps.need(event, f"{event} from the daemon", timeout, count)
+        except BenchError as error:
+            raise BenchError(f"{error}:\n{self.log_tail()}") from error
 
     def log_tail(self, chars: int = 4000) -> str:
         if not self.log_path.exists():
@@ -103,6 +105,30 @@ class Daemon:
         """Every JSON log line (named ``name``) of every start so far."""
         entries = [_parse(line) for line in self.log_path.read_bytes().splitlines()]
         return [e for e in entries if e and (name is None or e.get("event") == name)]
+
+    def split(self, samples: Sequence[Any], marks: Mapping[str, str], rest: str) -> Any:
+        """Each sample's ``from_publish_s`` cut at the log lines of ``marks`` (stage -> event):
+        sent -> the first event -> ... -> the last, then ``rest`` to the receipt; in ms."""
+        stamps = {event: self._first_lines(event) for event in marks.values()}
+        stages: dict[str, list[float]] = {name: [] for name in [*marks, rest]}
+        for sample in samples:
+            at = [stamps[event].get(sample[LOG_MARKS[event][0]]) for event in marks.values()]
+            if None in at:
+                continue
+            edges = [sample["sent_wall"], *at]
+            for name, begun, ended in zip(stages, edges, edges[1:], strict=False):
+                stages[name].append((ended - begun).total_seconds())
+            stages[rest].append(sample["from_publish_s"] - (at[-1] - edges[0]).total_seconds())
+        return {name: percentiles(values) for name, values in stages.items() if values}
+
+    def _first_lines(self, event: str) -> dict[str, datetime]:
+        """When each session or reminder first had an ``event`` line (see LOG_MARKS)."""
+        key, where = LOG_MARKS[event]
+        found: dict[str, datetime] = {}
+        for entry in self.log_events(event):
+            if all(entry.get(field) == value for field, value in where.items()):
+                found.setdefault(str(entry.get(key)), log_stamp(entry))
+        return found
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL if it lingers; the exit code of the SIGTERM, else None."""
@@ -138,13 +164,11 @@ def _parse(line: bytes) -> dict[str, Any]:
 def wait_online(broker: MosquittoBroker, timeout: float = TIMEOUT_S) -> None:
     """Wait for the retained ``online``: sent after the subscriptions on the same connection,
     so they are in place (``mqtt_connected`` in the log does not say that)."""
-    online = threading.Event()
     client_id = f"bench-status-{os.getpid()}-{threading.get_ident()}"
-    on_message = lambda m, _s: online.set() if m.payload == b"online" else None  # noqa: E731
-    with Peer(broker, client_id, on_message=on_message) as peer:
+    said = Stamps()
+    with Peer(broker, client_id, on_message=lambda m, stamp: said.add(m.payload, stamp)) as peer:
         peer.subscribe("needlecare/status")
-        if not online.wait(timeout):
-            raise BenchError(f"the daemon did not say online within {timeout} s")
+        said.need(b"online", "online from the daemon", timeout)
 
 
 def daemon_config(broker: MosquittoBroker, db: Path, **sections: Any) -> dict[str, Any]:
@@ -196,18 +220,18 @@ class StoreReader:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql, params).fetchall())
 
-    def wait_until(self, sql: str, done: Callable[[Any], bool], *, params: Sequence[Any] = (),
-                   timeout: float = TIMEOUT_S, poll_s: float = 0.01) -> float:  # fmt: skip
+    def wait_until(
+        self,
+        sql: str,
+        done: Callable[[Any], bool],
+        *,
+        params: Sequence[Any] = (),
+        timeout: float = TIMEOUT_S,
+        poll_s: float = 0.01,
+    ) -> float:
         """Poll ``sql`` until ``done(value)``; the stamp of the first poll that saw it."""
-        deadline = now() + timeout
-        while True:
-            value = self.scalar(sql, params)
-            stamp = now()
-            if done(value):
-                return stamp
-            if stamp > deadline:
-                raise BenchError(f"{sql!r} still gave {value!r} after {timeout} s")
-            time.sleep(poll_s)
+        seen = lambda: now() if done(self.scalar(sql, params)) else None  # noqa: E731
+        return poll(seen, f"{sql!r} not yet done", timeout, poll_s)
 
     def at_least(self, sql: str, count: int, timeout: float = TIMEOUT_S, **kw: Any) -> float:
         return self.wait_until(sql, lambda n: n is not None and n >= count, timeout=timeout, **kw)
@@ -215,36 +239,44 @@ class StoreReader:
 
 def wait_for_store(db: Path, timeout: float = TIMEOUT_S) -> StoreReader:
     """A reader once the daemon has created and migrated the store."""
-    deadline = now() + timeout
-    while True:
-        try:
+
+    def migrated() -> StoreReader | None:
+        with contextlib.suppress(sqlite3.Error):
             reader = StoreReader(db)
             if reader.scalar("PRAGMA user_version"):
                 return reader
             reader.__exit__()
-        except sqlite3.Error:
-            pass
-        if now() > deadline:
-            raise BenchError(f"no store at {db} after {timeout} s")
-        time.sleep(0.05)
+        return None
+
+    return poll(migrated, f"no store at {db}", timeout)
 
 
 class Sessions:
     """Sessions through the daemon, session n on ``device(n)`` for ``profile(n)``."""
 
-    def __init__(self, peer: Peer, reader: StoreReader, tag: str, *,
-                 profile: Callable[[int], str], device: Callable[[int], str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        peer: Peer,
+        reader: StoreReader,
+        tag: str,
+        *,
+        profile: Callable[[int], str],
+        device: Callable[[int], str],
+    ) -> None:
         self.peer, self.reader, self.tag = peer, reader, tag
         self.profile, self.device = profile, device
 
     def _publish(self, numbers: Sequence[int], kind: str, **fields: Any) -> float:
         """Publish, then wait for every PUBACK; the last one's stamp."""
-        mids = [
-            self.peer.publish(f"needlecare/device/{self.device(n)}/event", pad_json(
-                {"event_id": f"{self.tag}-{kind[8]}{n}", "type": kind,
-                 "profile": self.profile(n), **fields}, 200))
-            for n in numbers
-        ]  # fmt: skip
+        mids = []
+        for n in numbers:
+            body = {
+                "event_id": f"{self.tag}-{kind[8]}{n}",
+                "type": kind,
+                "profile": self.profile(n),
+            }
+            topic = f"needlecare/device/{self.device(n)}/event"
+            mids.append(self.peer.publish(topic, pad_json({**body, **fields}, 200)))
         return [self.peer.acked_at(mid) for mid in mids][-1]
 
     def session_id(self, number: int) -> str:
@@ -269,6 +301,24 @@ class Sessions:
         """Publish the ends back to back; the stamps of the first publish and the last PUBACK."""
         sent = now()
         return sent, self._publish(numbers, "session_ended", passes=4, duration_s=900)
+
+    def prompt(self, number: int, prompts: Stamps, prefix: str = "", timeout: float = 10.0) -> Any:
+        """Session ``number`` as a person has it: the start (waited for until stored), a pause,
+        the end; from the end's publish and PUBACK to its ``soothe`` in ``prompts`` (by
+        ``prefix`` + reminder id). None when it did not come within ``timeout``."""
+        self.start([number], poll_s=0.001)
+        time.sleep(PAUSE_S)
+        sent_wall, (sent, puback) = wall_clock(), self.end([number])
+        arrived = prompts.first([prefix + self.soothe(number)], timeout)
+        if arrived is None:
+            return None
+        return {
+            "session_id": self.session_id(number),
+            "reminder_id": self.soothe(number),
+            "sent_wall": sent_wall,
+            "from_publish_s": arrived[0] - sent,
+            "from_puback_s": arrived[0] - puback,
+        }
 
 
 def file_sizes(db: Path) -> dict[str, int]:

@@ -3,7 +3,6 @@
 import json
 import shutil
 import socket
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench.harness.report import BenchError, now
+from bench.harness.report import BenchError, Stamps, now
 from needlecare_integrations.broker import MosquittoBroker
 
 Message = tuple[str, bytes]
@@ -59,24 +58,27 @@ class Peer:
     paho never disables Nagle's algorithm; a bench peer must, or it measures 40 ms timers.
     """
 
-    def __init__(self, broker: MosquittoBroker | Address, client_id: str, *,
-                 clean_start: bool = True, session_expiry: int | None = None,
-                 on_message: Callable[[mqtt.MQTTMessage, float], None] | None = None,
-                 on_puback: Callable[[int, float], None] | None = None,
-                 max_inflight: int = 20) -> None:  # fmt: skip
+    def __init__(
+        self,
+        broker: MosquittoBroker | Address,
+        client_id: str,
+        *,
+        clean_start: bool = True,
+        session_expiry: int | None = None,
+        on_message: Callable[[mqtt.MQTTMessage, float], None] | None = None,
+        on_puback: Callable[[int, float], None] | None = None,
+        max_inflight: int = 20,
+    ) -> None:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv5)
         self.client.max_inflight_messages_set(max_inflight)
         self._broker = (broker.host, broker.port)
         self._clean_start, self._expiry = clean_start, session_expiry
         self._on_message, self._on_puback = on_message, on_puback
-        self._changed = threading.Condition()
-        self._acked: dict[int, float] = {}
-        self._subacks: set[int] = set()
-        self.connected_at: float | None = None
-        self.client.on_connect = self._connected
-        self.client.on_publish = self._published
-        self.client.on_subscribe = self._subscribed
-        self.client.on_message = self._message
+        self.stamps = Stamps()  # "connack", ("puback", mid), ("suback", mid)
+        self.client.on_connect = lambda client, *_: self._connected(client)
+        self.client.on_publish = lambda _c, _u, mid, *_: self._published(mid)
+        self.client.on_subscribe = lambda _c, _u, mid, *_: self.stamps.add(("suback", mid))
+        self.client.on_message = lambda _c, _u, message: self._message(message)
 
     def __enter__(self) -> Self:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -84,10 +86,11 @@ class Peer:
             properties.SessionExpiryInterval = self._expiry
         self.client.connect(*self._broker, clean_start=self._clean_start, properties=properties)
         self.client.loop_start()
-        with self._changed:
-            if not self._changed.wait_for(lambda: self.connected_at is not None, 10):
-                self.__exit__()
-                raise BenchError(f"no CONNACK from {self._broker}")
+        try:
+            self.connected_at = self.stamps.need("connack", f"CONNACK from {self._broker}", 10)
+        except BenchError:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -97,9 +100,7 @@ class Peer:
     def subscribe(self, *topics: str) -> Self:
         for topic in topics:
             _, mid = self.client.subscribe(topic, 1)
-            with self._changed:
-                if not self._changed.wait_for(lambda m=mid: m in self._subacks, 10):
-                    raise BenchError(f"no SUBACK for {topic}")
+            self.stamps.need(("suback", mid), f"SUBACK for {topic}", 10)
         return self
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> int:
@@ -111,10 +112,7 @@ class Peer:
 
     def acked_at(self, mid: int, timeout: float = 10.0) -> float:
         """Wait for the PUBACK of ``mid``; the stamp it arrived at."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: mid in self._acked, timeout):
-                raise BenchError(f"no PUBACK for message {mid} within {timeout} s")
-            return self._acked.pop(mid)
+        return self.stamps.take(("puback", mid), f"PUBACK for message {mid}", timeout)
 
     def send(self, messages: list[Message], window: int = 100, timeout: float = 120) -> int:
         """Publish with QoS 1, ``window`` at a time, each acknowledged; the payload bytes."""
@@ -124,29 +122,19 @@ class Peer:
                 self.acked_at(mid, timeout)
         return sum(len(payload) for _, payload in messages)
 
-    def _connected(self, client: mqtt.Client, _u: Any, _flags: Any, *_: Any) -> None:
+    def _connected(self, client: mqtt.Client) -> None:
         sock = client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._changed:
-            self.connected_at = now()
-            self._changed.notify_all()
+        self.stamps.add("connack")
 
-    def _published(self, _c: mqtt.Client, _u: Any, mid: int, *_: Any) -> None:
-        stamp = now()
+    def _published(self, mid: int) -> None:
         if self._on_puback is not None:
-            self._on_puback(mid, stamp)
-            return
-        with self._changed:
-            self._acked[mid] = stamp
-            self._changed.notify_all()
+            self._on_puback(mid, now())
+        else:
+            self.stamps.add(("puback", mid))
 
-    def _subscribed(self, _c: mqtt.Client, _u: Any, mid: int, *_: Any) -> None:
-        with self._changed:
-            self._subacks.add(mid)
-            self._changed.notify_all()
-
-    def _message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+    def _message(self, message: mqtt.MQTTMessage) -> None:
         if self._on_message is not None:
             try:
                 self._on_message(message, now())

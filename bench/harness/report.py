@@ -1,4 +1,5 @@
-"""A bench's command line, its JSON report with the machine's details, figures and tables.
+"""A bench's command line, its JSON report with the machine's details, figures and tables;
+and the waits every bench does: for a condition to hold, for stamps from other threads.
 
 ``ok(report)`` decides the exit code: a lost or doubled event, never a missed target.
 """
@@ -14,17 +15,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 60.0
 Report = dict[str, Any]
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -56,15 +60,73 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def poll(
+    probe: Callable[[], T | None], what: str, timeout: float = TIMEOUT_S, every: float = 0.05
+) -> T:
+    """``probe()`` every ``every`` s until it gives something (not None); that."""
+    deadline = now() + timeout
+    while (found := probe()) is None:
+        if now() > deadline:
+            raise BenchError(f"{what} after {timeout} s")
+        time.sleep(every)
+    return found
+
+
+class Stamps:
+    """When each key arrived (other threads add them), and waits for them."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.seen: dict[Hashable, list[float]] = {}
+        self.closed = False  # nothing more will come: every wait ends
+
+    def add(self, key: Hashable, stamp: float | None = None) -> None:
+        with self._changed:
+            self.seen.setdefault(key, []).append(now() if stamp is None else stamp)
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def first(self, keys: Sequence[Hashable], timeout: float = TIMEOUT_S, count: int = 1) -> Any:
+        """The ``count``-th stamp of each key once all are in; None after ``timeout``."""
+        here = lambda: all(len(self.seen.get(key, ())) >= count for key in keys)  # noqa: E731
+        with self._changed:
+            if not self._changed.wait_for(lambda: here() or self.closed, timeout) or not here():
+                return None
+            return [self.seen[key][count - 1] for key in keys]
+
+    def need(self, key: Hashable, what: str, timeout: float = TIMEOUT_S, count: int = 1) -> float:
+        """The ``count``-th stamp of ``key``; a BenchError naming ``what`` after ``timeout``."""
+        found = self.first([key], timeout, count)
+        if found is None:
+            raise BenchError(f"no {what} within {timeout} s")
+        return float(found[0])
+
+    def take(self, key: Hashable, what: str, timeout: float = TIMEOUT_S) -> float:
+        """``need``, then forget the key (a PUBACK's message id comes back after 65,535)."""
+        stamp = self.need(key, what, timeout)
+        with self._changed:
+            del self.seen[key]
+        return stamp
+
+
 def percentiles(seconds: Sequence[float], scale: float = 1e3) -> dict[str, float]:
     """n, p50, p90, p99, max and mean of durations, multiplied by ``scale`` (1e3: ms)."""
     if not seconds:
         raise BenchError("no samples")
     cuts = statistics.quantiles(seconds, n=100, method="inclusive") if len(seconds) > 1 else []
     at = (lambda q: cuts[q - 1] * scale) if cuts else (lambda _q: seconds[0] * scale)
-    return {"n": len(seconds), "p50": statistics.median(seconds) * scale, "p90": at(90),
-            "p99": at(99), "max": max(seconds) * scale,
-            "mean": statistics.fmean(seconds) * scale}  # fmt: skip
+    return {
+        "n": len(seconds),
+        "p50": statistics.median(seconds) * scale,
+        "p90": at(90),
+        "p99": at(99),
+        "max": max(seconds) * scale,
+        "mean": statistics.fmean(seconds) * scale,
+    }
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -75,17 +137,30 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     )
 
 
+def columns(spec: Mapping[str, Callable[[Any], object]], items: Iterable[Any]) -> str:
+    """A table of ``items``: a column per header of ``spec``, its cell ``spec[header](item)``."""
+    return table(list(spec), [[str(cell(item)) for cell in spec.values()] for item in items])
+
+
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def pct_row(label: str, figures: dict[str, float], digits: int = 1) -> list[str]:
-    """A table row of ``percentiles``: label, n, p50, p90, p99, max."""
-    return [label, f"{figures['n']:,}", *(fmt(figures[k], digits) for k in PCT)]
-
-
 PCT = ("p50", "p90", "p99", "max")
-PCT_HEADERS = ("ms", "n", *PCT)
+
+
+def pct_table(
+    labelled: Iterable[tuple[str, Mapping[str, float]]],
+    digits: int = 1,
+    first: str = "ms",
+    counts: bool = True,
+) -> str:
+    """A row of ``percentiles`` per label: n (with ``counts``), p50, p90, p99, max."""
+    rows = [
+        [label, *([f"{figures['n']:,}"] if counts else []), *(fmt(figures[k], digits) for k in PCT)]
+        for label, figures in labelled
+    ]
+    return table((first, *(["n"] if counts else []), *PCT), rows)
 
 
 def verdict(ok: bool) -> str:
@@ -156,8 +231,29 @@ def write_report(report: Report, out: Path) -> None:
     out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-# flag -> (type, default, help); a bool default makes a switch.
+# flag -> (type, default, help); a bool default makes a switch, the type "append" an option
+# given again for each value.
 Options = Mapping[str, tuple[Any, Any, str]]
+
+
+def positive(text: str) -> int:
+    """An option's type: a whole number of at least 1."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return int(text)
+
+
+def parser(prog: str, doc: str | None, options: Options) -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    made = argparse.ArgumentParser(f"python -m bench.{prog}", description=doc, formatter_class=raw)
+    for flag, (kind, default, text) in options.items():
+        if isinstance(default, bool):
+            made.add_argument(flag, action="store_true", help=text)
+        elif kind == "append":
+            made.add_argument(flag, action="append", default=default, help=text)
+        else:
+            made.add_argument(flag, type=kind, default=default, help=text)
+    return made
 
 
 @dataclass(frozen=True)
@@ -170,20 +266,15 @@ class Bench:
     options: Options = field(default_factory=dict)
 
     def parser(self) -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(
-            prog=f"python -m bench.{self.name}",
-            description=self.doc,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+        return parser(
+            self.name,
+            self.doc,
+            {
+                "--out": (Path, Path(f"bench/results/{self.name}.json"), "the JSON report"),
+                "--workdir": (Path, None, "keep stores, logs here"),
+                **self.options,
+            },
         )
-        out = Path(f"bench/results/{self.name}.json")
-        parser.add_argument("--out", type=Path, default=out, help="the JSON report")
-        parser.add_argument("--workdir", type=Path, default=None, help="keep stores, logs here")
-        for flag, (kind, default, text) in self.options.items():
-            if isinstance(default, bool):
-                parser.add_argument(flag, action="store_true", help=text)
-            else:
-                parser.add_argument(flag, type=kind, default=default, help=text)
-        return parser
 
     def measure(self, args: argparse.Namespace, workdir: Path | None = None) -> Report:
         """Run once: the figures, with when, where and on what they were taken."""
