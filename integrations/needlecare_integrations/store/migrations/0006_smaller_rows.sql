@@ -92,3 +92,9 @@ CREATE INDEX reminders_expiry ON reminders (expires_at) WHERE status IN ('sent',
 DROP INDEX events_profile_type;
 CREATE INDEX events_profile_type ON events (profile, type, occurred_at)
     WHERE type IN ('heartbeat', 'cleansed');
+
+-- 5. No query reads sessions_profile: sessions(profile) and recent_sessions() take an
+-- optional profile (":profile IS NULL OR profile = :profile"), which SQLite answers by
+-- reading the table in seq order (EXPLAIN QUERY PLAN); the per-turn read by profile,
+-- last_treated_session(), seeks sessions_treated.
+DROP INDEX sessions_profile;
