@@ -25,6 +25,8 @@ AFTER_CONNECT = frozenset(
         "needlecare.app.core",
         "needlecare.app.aftercare",
         "needlecare.app.ingest",
+        "needlecare.domain.events",  # the inbound payload models
+        "needlecare.domain.session_rules",
         "needlecare.domain.planning",
         "needlecare.i18n.render",
         "needlecare_integrations.broker",  # only with --broker

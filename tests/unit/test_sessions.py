@@ -15,17 +15,14 @@ from needlecare.domain.events import (
     SessionEnded,
     SessionStarted,
 )
-from needlecare.domain.sessions import (
+from needlecare.domain.session_rules import (
     DeviceContext,
-    Session,
-    SessionStatus,
     apply_device_event,
     expire_sessions,
     logged_session,
-    needs_aftercare,
     next_expiry,
-    session_id_for,
 )
+from needlecare.domain.sessions import Session, SessionStatus, needs_aftercare, session_id_for
 
 T0 = datetime(2026, 3, 1, 20, 0, tzinfo=UTC)
 TIMEOUT = timedelta(hours=2)

@@ -19,7 +19,7 @@ from needlecare.app.aftercare import Aftercare
 from needlecare.app.inbound import InboundMessage
 from needlecare.app.ports import JournalStore, StoreUnavailableError
 from needlecare.config import NeedlecareConfig
-from needlecare.domain import sessions as rules
+from needlecare.domain import session_rules as rules
 from needlecare.domain.events import (
     COMMANDS,
     DEVICE_EVENTS,
@@ -46,6 +46,7 @@ from needlecare.domain.records import (
     SkinCheckRecord,
     excerpt,
 )
+from needlecare.domain.sessions import Session, SessionStatus
 from needlecare.domain.topics import InboundTopic, Source, TopicError, Topics
 
 log = structlog.get_logger(__name__)
@@ -99,8 +100,8 @@ class Ingest:
         # newest session per device can be kept here; forget() drops it whenever
         # a transaction did not commit.
         self._seen: dict[str, DeviceSeen] = {}
-        self._latest: dict[str, rules.Session | None] = {}
-        self._refreshed: dict[str, rules.Session] = {}
+        self._latest: dict[str, Session | None] = {}
+        self._refreshed: dict[str, Session] = {}
         # The UTC day whose heartbeat is kept as an event, per device (one row a day).
         self._beat_days: dict[str, date] = {}
         # The newest beat per device not yet folded into its open session (see _beat).
@@ -341,10 +342,10 @@ class Ingest:
         if session is None or session.profile != profile:
             log.warning("session_unknown", session_id=command.session_id, profile=profile)
             return
-        if session.status is rules.SessionStatus.VOIDED:
+        if session.status is SessionStatus.VOIDED:
             log.info("session_already_voided", session_id=session.id)
             return
-        voided = replace(session, status=rules.SessionStatus.VOIDED)
+        voided = replace(session, status=SessionStatus.VOIDED)
         self._store.save_session(voided)
         self._refreshed.pop(session.id, None)
         latest = self._latest.get(session.device_id or "")
@@ -381,7 +382,7 @@ class Ingest:
             seen = replace(latest, last_seen_at=at)
             self._latest[device] = self._refreshed[seen.id] = seen
 
-    def _latest_session(self, device_id: str) -> rules.Session | None:
+    def _latest_session(self, device_id: str) -> Session | None:
         if device_id in self._latest:
             return self._latest[device_id]
         return self._store.latest_session(device_id)

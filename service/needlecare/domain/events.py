@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from needlecare.domain.sessions import Setting
 from needlecare.domain.slugs import Slug
 
 SUPPORTED_SCHEMA_VERSION = 1
@@ -26,7 +27,6 @@ EventId = Annotated[str, Field(min_length=1, max_length=128, description="Unique
 ReminderId = Annotated[str, Field(min_length=1, max_length=128)]
 ShortText = Annotated[str, Field(min_length=1, max_length=128)]
 SessionId = Annotated[str, Field(min_length=1, max_length=128)]
-Setting = Literal["home", "professional"]
 NeedleDepth = Annotated[float, Field(ge=0.1, le=3.0, description="Needle depth in mm.")]
 
 
