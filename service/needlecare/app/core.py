@@ -19,6 +19,7 @@ import structlog
 
 from needlecare.app import discovery
 from needlecare.app.aftercare import Aftercare
+from needlecare.app.exit_codes import ExitCode
 from needlecare.app.ha_calls import parse_action
 from needlecare.app.ha_outbox import HaOutbox
 from needlecare.app.health import Health
@@ -108,16 +109,6 @@ _NO_ACK = AckToken(generation=-1, mid=0, qos=0)
 InboxItem = (
     Delivery | Signal | Fatal | Published | HaResult | PhoneAction | TodoChecked | WebCommand
 )
-
-
-class ExitCode:
-    """Process exit codes of ``needlecare run``."""
-
-    OK = 0
-    CONFIG = 1
-    BROKER_REFUSED = 3
-    STORE = 4
-    STORE_LOCKED = 6  # another daemon holds the store's lock
 
 
 @dataclass

@@ -8,28 +8,18 @@ import os
 import pwd
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from needlecare.app.daemon import Daemon
+from needlecare.app.exit_codes import ExitCode
 from needlecare.clock import SystemClock
 from needlecare.config import NeedlecareConfig
 from needlecare.logs import early_lines, get_logger
 from needlecare_integrations.store import StoreError
 from needlecare_integrations.store.lock import StoreLock, StoreLockedError, StoreLockError
 
-if TYPE_CHECKING:
-    from needlecare.app.core import ExitCode
-
 log = get_logger(__name__)
 
 TRIAL_BROKER_USER = "mosquitto"  # created by Debian's mosquitto package
-
-
-def _codes() -> type["ExitCode"]:
-    """The exit codes, from the core loop's module: imported on a way out, or once running."""
-    from needlecare.app.core import ExitCode  # noqa: PLC0415
-
-    return ExitCode
 
 
 def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
@@ -49,15 +39,15 @@ def run_daemon(config: NeedlecareConfig, *, with_broker: bool = False) -> int:
         if code is not None:
             return code
         if with_broker and not _start_trial_broker(config, stack):
-            return _codes().BROKER_REFUSED
+            return ExitCode.BROKER_REFUSED
         daemon = Daemon(config=config, clock=SystemClock())
         daemon.install_signal_handlers()
         try:
             return daemon.run()
         except StoreError as error:
             log.error("store_unusable", error=str(error))
-            return _codes().STORE
-    return _codes().OK
+            return ExitCode.STORE
+    return ExitCode.OK
 
 
 def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
@@ -69,10 +59,10 @@ def _lock_store(config: NeedlecareConfig, stack: ExitStack) -> int | None:
         log.error(
             "store_locked", error=str(error), store=str(store), lock=str(error.lock), pid=error.pid
         )
-        return _codes().STORE_LOCKED
+        return ExitCode.STORE_LOCKED
     except StoreLockError as error:
         log.error("store_unusable", error=str(error))
-        return _codes().STORE
+        return ExitCode.STORE
     return None
 
 
