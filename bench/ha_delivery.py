@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -97,20 +97,14 @@ class NotificationWatch(Stamps):
                 for notification_id in event.get("notifications", {}):
                     self.add(str(notification_id), stamp)
 
-    def wait(self, ids: Sequence[str], timeout: float) -> list[float]:
-        """The stamps of every id in ``ids``, once all have been added."""
-        found = self.first(ids, timeout)
-        if found is None:
-            raise BenchError(f"not every notification of {len(ids)} arrived in {timeout} s")
-        return list(found)
-
 
 def burst(sessions: Sessions, watch: NotificationWatch, numbers: range, pid: int) -> Any:
     progress(f"ha_delivery: burst of {len(numbers)} sessions")
     sessions.start(numbers)
     wait_idle(pid)
     sent, _ = sessions.end(numbers)
-    arrived = watch.wait([PREFIX + sessions.soothe(n) for n in numbers], BURST_TIMEOUT_S)
+    ids = [PREFIX + sessions.soothe(n) for n in numbers]
+    arrived = watch.first(ids, BURST_TIMEOUT_S, what=f"{len(ids)} notifications")
     seconds = max(arrived) - sent
     return {
         "sessions": len(numbers),
@@ -160,12 +154,12 @@ def measure_bare(hass: Any, watch: NotificationWatch, *, burst: int, sequential:
         sent = now()
         for notification_id in ids:
             prompt(client, notification_id)
-        seconds = max(watch.wait(ids, BURST_TIMEOUT_S)) - sent
+        seconds = max(watch.first(ids, BURST_TIMEOUT_S, what=f"{len(ids)} notifications")) - sent
         delays = []
         for number in range(sequential):
             started = now()
             prompt(client, notification_id := f"bench_bare_{tag}_s{number}")
-            delays.append(watch.wait([notification_id], ARRIVAL_TIMEOUT_S)[0] - started)
+            delays.append(watch.need(notification_id, notification_id, ARRIVAL_TIMEOUT_S) - started)
             time.sleep(PAUSE_S)
     return {
         "prompts_per_s": burst / seconds,

@@ -184,10 +184,10 @@ def daemon_config(broker: MosquittoBroker, db: Path, **sections: Any) -> dict[st
     return config
 
 
-def devices(count: int, prefix: str = "pen", owner: str = "p") -> dict[str, Any]:
+def devices(count: int) -> dict[str, Any]:
     """``count`` profiles and a device for each: ``profiles=`` and ``devices=`` of a config."""
-    profiles = {f"{owner}{d:02d}": ONE_PROFILE["alice"] for d in range(count)}
-    owned = {f"{prefix}{d:02d}": {"owner": f"{owner}{d:02d}"} for d in range(count)}
+    profiles = {f"p{d:02d}": ONE_PROFILE["alice"] for d in range(count)}
+    owned = {f"pen{d:02d}": {"owner": f"p{d:02d}"} for d in range(count)}
     return {"profiles": profiles, "devices": owned}
 
 
@@ -220,21 +220,17 @@ class StoreReader:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self._conn.execute(sql, params).fetchall())
 
-    def wait_until(
+    def at_least(
         self,
         sql: str,
-        done: Callable[[Any], bool],
-        *,
-        params: Sequence[Any] = (),
+        count: int,
         timeout: float = TIMEOUT_S,
         poll_s: float = 0.01,
+        params: Sequence[Any] = (),
     ) -> float:
-        """Poll ``sql`` until ``done(value)``; the stamp of the first poll that saw it."""
-        seen = lambda: now() if done(self.scalar(sql, params)) else None  # noqa: E731
-        return poll(seen, f"{sql!r} not yet done", timeout, poll_s)
-
-    def at_least(self, sql: str, count: int, timeout: float = TIMEOUT_S, **kw: Any) -> float:
-        return self.wait_until(sql, lambda n: n is not None and n >= count, timeout=timeout, **kw)
+        """Poll ``sql`` until it gives ``count`` or more; the stamp of the poll that saw it."""
+        done = lambda: now() if (self.scalar(sql, params) or 0) >= count else None  # noqa: E731
+        return poll(done, f"{sql!r} below {count}", timeout, poll_s)
 
 
 def wait_for_store(db: Path, timeout: float = TIMEOUT_S) -> StoreReader:
@@ -295,7 +291,7 @@ class Sessions:
         self._publish(numbers, "session_started")
         ids = [self.session_id(n) for n in numbers]
         sql = f"SELECT count(*) FROM sessions WHERE id IN ({','.join('?' * len(ids))})"  # noqa: S608
-        self.reader.wait_until(sql, lambda n: n == len(ids), params=ids, poll_s=poll_s)
+        self.reader.at_least(sql, len(ids), poll_s=poll_s, params=ids)
 
     def end(self, numbers: Sequence[int]) -> tuple[float, float]:
         """Publish the ends back to back; the stamps of the first publish and the last PUBACK."""

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from bench.harness.report import BenchError, now, output
+from bench.harness.report import TIMEOUT_S, BenchError, now, output
 
-TIMEOUT_S = 60.0
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -149,8 +148,13 @@ def profile_summary(raw: Path, *, within: str, top: int = 15) -> dict[str, Any]:
         ranked = sorted(counts.items(), key=lambda item: -item[1])[:top]
         return [(name, count / samples) for name, count in ranked]
 
-    return {"within": within, "samples": samples, "threads": threads,
-            "self": shares(own), "inclusive": shares(total)}  # fmt: skip
+    return {
+        "within": within,
+        "samples": samples,
+        "threads": threads,
+        "self": shares(own),
+        "inclusive": shares(total),
+    }
 
 
 def _child_main(target: Callable[..., Any], args: Any, results: Any, ready: Any) -> None:

@@ -90,20 +90,22 @@ class Stamps:
             self.closed = True
             self._changed.notify_all()
 
-    def first(self, keys: Sequence[Hashable], timeout: float = TIMEOUT_S, count: int = 1) -> Any:
-        """The ``count``-th stamp of each key once all are in; None after ``timeout``."""
+    def first(
+        self, keys: Sequence[Hashable], timeout: float = TIMEOUT_S, count: int = 1, what: str = ""
+    ) -> Any:
+        """The ``count``-th stamp of each key once all are in; after ``timeout`` None, or
+        a BenchError naming ``what`` when given."""
         here = lambda: all(len(self.seen.get(key, ())) >= count for key in keys)  # noqa: E731
         with self._changed:
-            if not self._changed.wait_for(lambda: here() or self.closed, timeout) or not here():
-                return None
-            return [self.seen[key][count - 1] for key in keys]
+            if self._changed.wait_for(lambda: here() or self.closed, timeout) and here():
+                return [self.seen[key][count - 1] for key in keys]
+        if what:
+            raise BenchError(f"no {what} within {timeout} s")
+        return None
 
     def need(self, key: Hashable, what: str, timeout: float = TIMEOUT_S, count: int = 1) -> float:
         """The ``count``-th stamp of ``key``; a BenchError naming ``what`` after ``timeout``."""
-        found = self.first([key], timeout, count)
-        if found is None:
-            raise BenchError(f"no {what} within {timeout} s")
-        return float(found[0])
+        return float(self.first([key], timeout, count, what)[0])
 
     def take(self, key: Hashable, what: str, timeout: float = TIMEOUT_S) -> float:
         """``need``, then forget the key (a PUBACK's message id comes back after 65,535)."""
