@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness.daemon import ONE_PROFILE, running_daemon
+from bench.harness.daemon import ONE_PROFILE, running_daemon, seed_reminders
 from bench.harness.proc import ThreadSample, cpu_seconds, python_thread_names, rss_mib, wait_idle
 from bench.harness.proc import thread_samples as threads_of
 from bench.harness.report import (
@@ -23,7 +23,6 @@ from bench.harness.report import (
     verdict,
     wall_clock,
 )
-from bench.reminder_scale import seed
 
 KEEPALIVE_S = 60  # the daemon's default mqtt.keepalive_s
 TARGET_RSS_MIB = 60.0
@@ -52,7 +51,7 @@ def run(args: Any, work: Path) -> dict[str, Any]:
     progress(f"idle: seeding {args.pending:,} pending reminders")
     r: dict[str, Any] = {"pending": args.pending, "keepalive_s": KEEPALIVE_S}
     r["expected_paho_wakes_per_min"] = 60 / max(1.0, KEEPALIVE_S / 4) + 60 / KEEPALIVE_S
-    r["seed_s"] = seed(work / "needlecare.db", args.pending, wall_clock())
+    r["seed_s"] = seed_reminders(work / "needlecare.db", args.pending, wall_clock())
     sections = {"profiles": ONE_PROFILE, "mirrors": {"hallway": {}}}
     with running_daemon(work, start=False, mqtt={"keepalive_s": KEEPALIVE_S}, **sections) as d:
         d.start()

@@ -11,18 +11,17 @@ import gc
 import json
 import os
 import random
-import sqlite3
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.harness.daemon import ONE_PROFILE, running_daemon
+from bench.harness.daemon import ONE_PROFILE, YEAR, running_daemon, seed_reminders
 from bench.harness.mqtt import Peer
 from bench.harness.proc import Child, rss_mib
 from bench.harness.report import (
@@ -41,17 +40,10 @@ APSCHEDULER_MAX = 100_000
 KNOWN_ID = "bench-known"
 DUE_AFTER_SPAWN = timedelta(seconds=3)
 NOTIFY_TOPIC = "needlecare/mirror/hallway/notify"
-YEAR = timedelta(days=365)
 _FLOOR_CODE = (
     "import pathlib, time, needlecare.cli.main, needlecare.app.run;"
     " print('imported:', time.monotonic());"
     " print(pathlib.Path('/proc/self/status').read_text())"
-)
-_INSERT = (
-    "INSERT INTO reminders (id, session_id, profile, kind, title, message, severity, channels,"
-    " needs_ack, escalation, status, due_at, planned_at, created_at)"
-    " VALUES (?, NULL, 'alice', 'window_open', 'Next session window open',"
-    " 'You can plan your next session.', 'info', '[\"mirror\"]', 0, '[]', 'pending', ?, ?, ?)"
 )
 
 
@@ -70,41 +62,12 @@ def timed(call: Callable[[], object], count: int = 200, scale: float = 1e6) -> d
     return summary(durations, scale)
 
 
-def _rows(count: int, now: datetime) -> Iterator[tuple[str, str, str, str]]:
-    """Pending reminders due from an hour from now to a year from now, in due order."""
-    from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
-
-    created, first, step = to_db(now), now + timedelta(hours=1), YEAR / max(count, 1)
-    for i in range(count):
-        due = to_db(first + step * i)
-        yield f"bench-{i:07d}", due, due, created
-
-
-def seed(path: Path, count: int, now: datetime, rows: Iterator[Any] | None = None) -> float:
-    """Create the schema with the store, then insert ``count`` reminders in one transaction."""
-    from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
-
-    if not path.exists():
-        SqliteStore.open(path, now=now).close()
-    started = time.perf_counter()
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous = OFF")  # seeding only; the daemon opens with FULL
-        conn.execute("BEGIN")
-        conn.executemany(_INSERT, _rows(count, now) if rows is None else rows)
-        conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    return time.perf_counter() - started
-
-
 def add_known(path: Path, due_at: datetime) -> None:
     """The one reminder the daemon must deliver during the run, due at ``due_at``."""
     from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
 
     due = to_db(due_at)
-    seed(path, 1, due_at, iter([(KNOWN_ID, due, due, to_db(wall_clock()))]))
+    seed_reminders(path, 1, due_at, iter([(KNOWN_ID, due, due, to_db(wall_clock()))]))
 
 
 def measure_store(path: Path) -> dict[str, Any]:
@@ -219,7 +182,7 @@ def measure_size(size: int, work: Path, *, apscheduler: bool) -> dict[str, Any]:
     db, r = work / "needlecare.db", dict[str, Any](size=size, apscheduler=None)
     work.mkdir(parents=True)
     progress(f"N={size:,}: seeding")
-    r["seed_s"] = seed(db, size - 1, wall_clock())
+    r["seed_s"] = seed_reminders(db, size - 1, wall_clock())
     r["file_mib"] = db.stat().st_size / 2**20
     progress(f"N={size:,}: daemon")
     r["daemon"] = measure_daemon(work)

@@ -10,11 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness.daemon import running_daemon
+from bench.harness.daemon import running_daemon, seed_reminders
 from bench.harness.mqtt import free_port
 from bench.harness.proc import rss_mib, wait_idle
 from bench.harness.report import Bench, now, pct_table, percentiles, progress, verdict, wall_clock
-from bench.reminder_scale import seed as seed_reminders
 
 ROUTES = ("/api/v1/reminders", "/api/v1/sessions")
 TARGET_P99_MS, TARGET_EXTRA_MIB = 50.0, 25.0

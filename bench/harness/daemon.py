@@ -1,4 +1,5 @@
-"""The daemon as a process (``needlecare run``), its config, and a read-only view of its store."""
+"""The daemon as a process (``needlecare run``), its config, its store (seeded with pending
+reminders, read while it runs), and sessions driven through it."""
 
 import contextlib
 import json
@@ -11,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -36,6 +37,13 @@ LOG_MARKS = {
     "session_recorded": ("session_id", {"status": "completed"}),
     "reminder_delivered": ("reminder_id", {}),
 }
+YEAR = timedelta(days=365)
+_INSERT = (
+    "INSERT INTO reminders (id, session_id, profile, kind, title, message, severity, channels,"
+    " needs_ack, escalation, status, due_at, planned_at, created_at)"
+    " VALUES (?, NULL, 'alice', 'window_open', 'Next session window open',"
+    " 'You can plan your next session.', 'info', '[\"mirror\"]', 0, '[]', 'pending', ?, ?, ?)"
+)
 PAUSE_S = 0.005  # between a session's start and its end, as between measurements
 
 
@@ -315,6 +323,37 @@ class Sessions:
             "from_publish_s": arrived[0] - sent,
             "from_puback_s": arrived[0] - puback,
         }
+
+
+def _rows(count: int, now: datetime) -> Iterator[tuple[str, str, str, str]]:
+    """Pending reminders due from an hour from now to a year from now, in due order."""
+    from needlecare_integrations.store.timestamps import to_db  # noqa: PLC0415
+
+    created, first, step = to_db(now), now + timedelta(hours=1), YEAR / max(count, 1)
+    for i in range(count):
+        due = to_db(first + step * i)
+        yield f"bench-{i:07d}", due, due, created
+
+
+def seed_reminders(
+    path: Path, count: int, now: datetime, rows: Iterator[Any] | None = None
+) -> float:
+    """Create the schema with the store, then insert ``count`` reminders in one transaction."""
+    from needlecare_integrations.store import SqliteStore  # noqa: PLC0415
+
+    if not path.exists():
+        SqliteStore.open(path, now=now).close()
+    started = time.perf_counter()
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous = OFF")  # seeding only; the daemon opens with FULL
+        conn.execute("BEGIN")
+        conn.executemany(_INSERT, _rows(count, now) if rows is None else rows)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return time.perf_counter() - started
 
 
 def file_sizes(db: Path) -> dict[str, int]:
