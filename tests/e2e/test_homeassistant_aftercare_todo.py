@@ -11,7 +11,7 @@ import pytest
 from needlecare.clock import SystemClock
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonProcess, wait_until
-from support.homeassistant import HomeAssistant
+from support.homeassistant import HomeAssistant, one_profile_daemon
 from support.homeassistant_setup import drive_flow
 from support.mosquitto import MqttClientFactory
 
@@ -54,17 +54,9 @@ class TestTodo:
         ensure_local_todo(homeassistant)
         profile = f"t{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
-        daemon = daemon_factory(
-            ha_mosquitto,
-            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
-            homeassistant={
-                "url": homeassistant.url,
-                "token": homeassistant.token,
-                "todo_entity": TODO,
-            },
-            profiles={profile: {"timezone": "Europe/Berlin"}},
-            devices={device: {"owner": profile}},
-        ).start()
+        daemon = one_profile_daemon(
+            daemon_factory, ha_mosquitto, homeassistant, profile, entities={"todo_entity": TODO}
+        )
         client = mqtt_client_factory(ha_mosquitto)
         topic = f"needlecare/device/{device}/event"
         for kind in ("session_started", "session_ended"):
@@ -139,18 +131,14 @@ class TestTodo:
         ensure_local_todo(homeassistant)
         profile = f"r{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
-        daemon = daemon_factory(
+        daemon = one_profile_daemon(
+            daemon_factory,
             ha_mosquitto,
-            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
-            homeassistant={
-                "url": homeassistant.url,
-                "token": homeassistant.token,
-                "todo_entity": TODO,
-            },
-            profiles={profile: {"timezone": "Europe/Berlin"}},
-            devices={device: {"owner": profile}},
+            homeassistant,
+            profile,
+            entities={"todo_entity": TODO},
             sessions={"timeout": 1},
-        ).start()
+        )
         client = mqtt_client_factory(ha_mosquitto)
         topic = f"needlecare/device/{device}/event"
         started = SystemClock().now() - timedelta(hours=3)

@@ -11,7 +11,7 @@ import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
 from support.daemon import DaemonProcess, wait_until
-from support.homeassistant import HomeAssistant
+from support.homeassistant import HomeAssistant, one_profile_daemon
 from support.mosquitto import MqttClientFactory
 
 pytestmark = pytest.mark.e2e
@@ -53,18 +53,14 @@ class TestCalendar:
         ensure_local_calendar(homeassistant)
         profile = f"c{uuid.uuid4().hex[:8]}"
         device = f"pen_{profile}"
-        daemon = daemon_factory(
+        daemon = one_profile_daemon(
+            daemon_factory,
             ha_mosquitto,
-            mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
-            homeassistant={
-                "url": homeassistant.url,
-                "token": homeassistant.token,
-                "calendar_entity": CALENDAR,
-            },
-            profiles={profile: {"timezone": "Europe/Berlin"}},
-            devices={device: {"owner": profile}},
+            homeassistant,
+            profile,
+            entities={"calendar_entity": CALENDAR},
             sessions={"timeout": 1},
-        ).start()
+        )
         client = mqtt_client_factory(ha_mosquitto)
         topic = f"needlecare/device/{device}/event"
         client.publish(

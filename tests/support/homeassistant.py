@@ -22,11 +22,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from needlecare_integrations.broker import MosquittoBroker
+from support.daemon import DaemonFactory, DaemonProcess
 from support.homeassistant_client import (
     HomeAssistantClient,
     HomeAssistantError,
@@ -227,6 +228,30 @@ class HomeAssistant(HomeAssistantClient):
 
     def _mqtt_loaded(self) -> bool:
         return [entry["state"] for entry in self.config_entries("mqtt")] == ["loaded"]
+
+
+def one_profile_daemon(
+    daemon_factory: DaemonFactory,
+    broker: MosquittoBroker,
+    hass: HomeAssistant,
+    profile: str,
+    *,
+    entities: dict[str, str],
+    **sections: Any,
+) -> DaemonProcess:
+    """A started daemon calling ``hass`` (with ``entities``), for one profile and its pen.
+
+    The pen is ``pen_<profile>``; the client id is the profile's, so that tests sharing
+    the session's broker never take each other's MQTT session.
+    """
+    return daemon_factory(
+        broker,
+        mqtt={"client_id": f"needlecare-{profile}", "session_expiry_s": 60},
+        homeassistant={"url": hass.url, "token": hass.token, **entities},
+        profiles={profile: {"timezone": "Europe/Berlin"}},
+        devices={f"pen_{profile}": {"owner": profile}},
+        **sections,
+    ).start()
 
 
 def homeassistant_venv(version: str) -> Path:
