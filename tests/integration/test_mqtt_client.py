@@ -5,10 +5,12 @@ import queue
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
 
 from needlecare.app.inbound import AckToken, Delivery
@@ -65,6 +67,7 @@ def _adapter(
     mosquitto: MosquittoBroker,
     client_id: str,
     deliver: Callable[[Delivery], None] = lambda delivery: None,
+    **options: int,
 ) -> MqttClient:
     return MqttClient(
         MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=client_id),
@@ -72,6 +75,7 @@ def _adapter(
         clock=FakeClock(datetime(2026, 1, 1, tzinfo=UTC)),
         deliver=deliver,
         on_fatal=lambda error: None,
+        **options,
     )
 
 
@@ -113,6 +117,47 @@ class TestAckAll:
         finally:
             client.stop()
         assert [f"m{n}".encode() for n in range(31, 60)] + [b"marker"] == again
+
+
+class TestHeldBytes:
+    """Mosquitto 2.0.11 sends past our receive maximum once acks flow; we stop reading."""
+
+    def test_what_waits_unacknowledged_stays_under_the_bound_and_all_arrives(
+        self, mosquitto: MosquittoBroker
+    ) -> None:
+        """A core that takes what arrived, commits for 5 ms and acks: 10,000 messages of 2 KiB
+        (receive maximum 100), never more than 256 KiB held (without the bound: 550 KiB)."""
+        limit, count, size = 256 * 1024, 10_000, 2048
+        inbox: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        client = _adapter(mosquitto, "held-bytes", inbox.put, max_held_bytes=limit)
+        client.start()
+        assert client.connected.wait(5)
+        # A publisher with a wide window of its own, so that the broker has a backlog for us.
+        publisher = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        publisher.max_inflight_messages_set(1000)
+        publisher.connect(mosquitto.host, mosquitto.port)
+        publisher.loop_start()
+        for _ in range(count):
+            publisher.publish("needlecare/device/pen1/event", bytes(size), qos=1)
+        held, most, mids = 0, 0, []
+        try:
+            while len(mids) < count:
+                batch = [inbox.get(timeout=10)]
+                while not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                held += sum(d.token.size for d in batch)
+                most = max(most, held)
+                time.sleep(0.005)
+                client.ack_all([d.token for d in batch])
+                held -= sum(d.token.size for d in batch)
+                mids += [d.token.mid for d in batch]
+        finally:
+            client.stop()
+            publisher.loop_stop()
+            publisher.disconnect()
+        # One loop() of paho may read a few packets past the bound before we look again.
+        assert most <= limit + 8 * (size + 1024), f"{most:,} bytes held at once"
+        assert count == len(mids)
 
 
 class TestReadAhead:

@@ -53,6 +53,12 @@ _TAKEOVER_CAP_S = 120.0
 _TAKEOVER_FORGET_S = 600.0
 # How long a CONNECT may go unanswered before we close and try again (see _pump).
 _CONNACK_TIMEOUT_S = 10.0
+# Received and not yet acknowledged, at most, before we stop reading (_pause_reading):
+# Mosquitto 2.0.11 sends past our receive maximum once acks flow (27,000 messages,
+# 160 MiB, held during a flood of 64 KiB payloads). Each message counts its payload
+# and about what its Python objects take.
+_MAX_HELD_BYTES = 8 * 2**20
+_HELD_OVERHEAD = 512
 
 
 class _SocketErrors(logging.Handler):
@@ -97,6 +103,7 @@ class MqttClient:
         on_fatal: Callable[[MqttFatalError], None],
         on_connected: Callable[[], None] = lambda: None,
         on_published: Callable[[int], None] = lambda mid: None,
+        max_held_bytes: int = _MAX_HELD_BYTES,
     ) -> None:
         self._config = config
         self._topics = topics
@@ -109,6 +116,10 @@ class MqttClient:
         self.connected = threading.Event()
         self._lock = threading.Lock()
         self._generation = 0
+        # Bytes handed over on this connection and not acknowledged yet (under _lock).
+        self._held = 0
+        self._max_held = max_held_bytes
+        self._stir = threading.Event()  # an ack or a write for a paused reader (_pause_reading)
         self._attempt = 0
         self._takeovers = 0
         self._taken_over: str | None = None  # why the last connection counts as taken over
@@ -145,7 +156,7 @@ class MqttClient:
         # ack_all() holding self._lock, which on_disconnect takes too: the core
         # thread hung for good, and the next CONNACK hung the MQTT thread behind
         # it (the broker-restart stall, docs/RELIABILITY.md).
-        client.on_socket_register_write = _write_in_our_loop
+        client.on_socket_register_write = self._write_wanted
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -220,8 +231,53 @@ class MqttClient:
             if waiting and time.monotonic() >= connack_by:
                 self._give_up_on_connack()
                 connack_by = float("inf")  # once: the DISCONNECT is on its way
+            if self._held_over():
+                if not self._pause_reading():
+                    return
+                continue
             if self._client.loop(timeout=1.0 if waiting else timeout) != paho.MQTT_ERR_SUCCESS:
                 return
+
+    def _pause_reading(self) -> bool:
+        """Write and ping, but read nothing, until acks bring what we hold under the bound.
+
+        The broker keeps what we do not read (TCP pushes back), as it keeps what it may
+        not send us yet. Reading stays paused while the core is stuck (a store that
+        cannot be written): after a keepalive without the broker's ping answer, paho
+        drops the connection, and the reconnect starts the count again. False when a
+        write or paho's housekeeping failed: the connection is gone.
+        """
+        log.debug("mqtt_reading_paused", held_bytes=self._held)
+        while self._held_over() and not self._stopping.is_set():
+            self._stir.wait(0.05)
+            self._stir.clear()
+            if self._client.want_write() and self._client.loop_write() != paho.MQTT_ERR_SUCCESS:
+                return False
+            if self._client.loop_misc() != paho.MQTT_ERR_SUCCESS:
+                return False
+        return True
+
+    def _held_over(self) -> bool:
+        with self._lock:
+            return self._held > self._max_held
+
+    def _release(self, size: int) -> None:
+        """Acknowledged (under _lock): that much less held; a paused reader looks again."""
+        self._held -= size
+        if size:
+            self._stir.set()
+
+    def _next_generation(self) -> None:
+        """A new connection: the old one's messages come again, and nothing is held on it."""
+        with self._lock:
+            self._generation += 1
+            self._held = 0
+        self._stir.set()
+
+    def _write_wanted(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        """paho queued a packet: our loop's select() is woken by paho itself, a paused
+        reader by this."""
+        self._stir.set()
 
     @property
     def _connack_wait_s(self) -> float:
@@ -320,8 +376,7 @@ class MqttClient:
             else:
                 log.warning("mqtt_refused", reason=str(reason))
             return
-        with self._lock:
-            self._generation += 1
+        self._next_generation()
         self._attempt = 0
         self._connected_at = time.monotonic()
         self._client.subscribe([(topic, 1) for topic in self._topics.subscriptions])
@@ -340,8 +395,7 @@ class MqttClient:
     ) -> None:
         # Acks for messages of the old connection must not reach the new one:
         # the broker redelivers them and their message ids mean nothing now.
-        with self._lock:
-            self._generation += 1
+        self._next_generation()
         socket_error = self._socket_errors.take()
         if not self.connected.is_set() and _rejected_certificate(socket_error):
             self._fatal = MqttFatalError(
@@ -361,7 +415,11 @@ class MqttClient:
                 received_at=self._clock.now(),
                 redelivered=bool(msg.dup),
             )
-            self._deliver(Delivery(message, AckToken(self._generation, msg.mid, msg.qos)))
+            size = len(message.payload) + _HELD_OVERHEAD
+            with self._lock:
+                self._held += size
+                token = AckToken(self._generation, msg.mid, msg.qos, size)
+            self._deliver(Delivery(message, token))
         except Exception as error:
             log.exception("mqtt_callback_failed", callback="on_message", error=str(error))
 
@@ -377,10 +435,11 @@ class MqttClient:
 
     def ack(self, token: AckToken) -> None:
         """Acknowledge a committed message, unless its connection is gone."""
-        if token.qos == 0:
-            return
         with self._lock:
-            if token.generation == self._generation:
+            if token.generation != self._generation:
+                return
+            self._release(token.size)
+            if token.qos > 0:
                 self._client.ack(token.mid, token.qos)
 
     def ack_all(self, tokens: Sequence[AckToken]) -> None:
@@ -391,7 +450,9 @@ class MqttClient:
         drain); ``paho_private.queue_pubacks`` writes the QoS 1 ones at once.
         """
         with self._lock:
-            current = [t for t in tokens if t.qos > 0 and t.generation == self._generation]
+            current = [t for t in tokens if t.generation == self._generation]
+            self._release(sum(t.size for t in current))
+            current = [t for t in current if t.qos > 0]
             mids = [t.mid for t in current if t.qos == 1]
             if len(mids) > 1 and paho_private.queue_pubacks(self._client, mids):
                 current = [t for t in current if t.qos == 2]
@@ -414,10 +475,6 @@ class MqttClient:
                 f"paho holds 65,535 unacknowledged messages; {topic} not queued"
             )
         return int(info.mid)
-
-
-def _write_in_our_loop(client: paho.Client, userdata: Any, sock: Any) -> None:
-    """Nothing to do: our loop's select() is woken by paho and writes what is queued."""
 
 
 def paho_version() -> str:

@@ -22,6 +22,7 @@ class AckToken:
     generation: int
     mid: int
     qos: int
+    size: int = 0  # what the message holds in memory until acknowledged (the MQTT client's)
 
 
 @dataclass(frozen=True, slots=True)
