@@ -100,6 +100,13 @@ def user_version(path: Path) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _link(path: Path) -> str:
+    try:
+        return str(path.readlink())
+    except OSError:  # closed meanwhile
+        return ""
+
+
 def tables(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
     return {name for (name,) in rows}
@@ -140,6 +147,19 @@ class TestOpen:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         assert ("wal", SCHEMA_VERSION) == (mode, version)
         assert [] == backups(db_path)
+
+    def test_a_savepoint_past_64_kib_opens_no_temporary_file(self, store: SqliteStore) -> None:
+        """Savepoint journals stay in memory: SQLite used to put them in a new file in
+        /var/tmp once past 64 KiB (a turn that planned and delivered a prompt)."""
+        with store.transaction():
+            for n in range(2000):
+                store.add_event(event(f"e{n}", n))
+        with store.transaction(), store.savepoint():  # rewrites every page of the events
+            store._conn.execute("UPDATE events SET payload = payload || ' '")
+            temporary = [
+                link for fd in Path("/proc/self/fd").iterdir() if "etilqs_" in (link := _link(fd))
+            ]
+        assert [] == temporary
 
     def test_missing_parent_folders_are_created(self, tmp_path: Path) -> None:
         """store.path may point into folders that do not exist yet."""
