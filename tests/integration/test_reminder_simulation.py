@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from needlecare.app.inbound import InboundMessage
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.localtime import QuietWindow, in_quiet_hours
 from needlecare.domain.reminders import ReminderStatus
@@ -31,6 +32,7 @@ from support.core_sim import Sim
 pytestmark = pytest.mark.integration
 
 START = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+PEN1 = "needlecare/device/pen1/event"
 CONFIG = NeedlecareConfig.model_validate(
     {
         "homeassistant": {"url": "http://127.0.0.1:1"},  # so HA channels get outbox rows
@@ -155,5 +157,30 @@ class TestYearsOfLife:
                 kinds = Counter(r.kind for r in store.reminders.listing("alice", None))
                 assert 24 == kinds["soothe"]
                 assert [] == store.reminders.waiting_for_profile("bob")
+            finally:
+                store.close()
+
+    def test_a_step_due_at_the_sessions_end_goes_out_with_its_recording(self) -> None:
+        """The soothe is delivered in the transaction that records the end: one write, as
+        sent, and its mirror item queued, without waiting for a wake-up."""
+        with tempfile.TemporaryDirectory() as folder:
+            clock = FakeClock(START)
+            store = SqliteStore.open(Path(folder) / "sim.db", now=START)
+            try:
+                sim = Sim(store, clock, CONFIG)
+                sim.send("needlecare/device/pen1/event", {"type": "session_started"})
+                clock.set(START + timedelta(minutes=20))
+                writes: list[str] = []
+                store._conn.set_trace_callback(
+                    lambda sql: writes.append(sql) if "INTO reminders" in sql else None
+                )
+                end = b'{"event_id": "end1", "type": "session_ended", "duration_s": 1200}'
+                sim.ingest.handle([InboundMessage(PEN1, end, clock.now())], clock.now())
+                store._conn.set_trace_callback(None)
+                [soothe] = [r for r in store.reminders.listing("alice", None) if r.kind == "soothe"]
+                assert (ReminderStatus.SENT, 1) == (soothe.status, soothe.rounds)
+                assert 1 == sum(soothe.id in sql for sql in writes)
+                mirror = [i for i in store.outbox.listing("pending") if i.channel == "mirror"]
+                assert soothe.id in [i.reminder_id for i in mirror]
             finally:
                 store.close()

@@ -8,8 +8,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import structlog
-
 from needlecare.app.dispatch import MQTT_CHANNELS, Dispatch, profile_context
 from needlecare.app.ports import AftercareStore
 from needlecare.app.todo import TodoList
@@ -23,8 +21,9 @@ from needlecare.domain.protocol import PLAN_STEPS, CareProtocol
 from needlecare.domain.reminders import Reminder, ReminderStatus
 from needlecare.domain.sessions import Session
 from needlecare.domain.topics import Topics
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass
@@ -152,9 +151,10 @@ class Aftercare:
         """Cancel a waiting or shown reminder everywhere: its pending deliveries, the
         mirror, the retained prompt, Home Assistant and the to-do list."""
         self.store.reminders.save(rem.cancel(reminder))
-        self.store.outbox.cancel_for_reminder(reminder.id)
         if reminder.status in rem.DELIVERED:
-            self.dispatch.withdraw(reminder, now, why)
+            self.dispatch.withdraw(reminder, now, why)  # its pending deliveries go too
+        else:
+            self.store.outbox.cancel_for_reminder(reminder.id)
         self.todo.removed(reminder, now)
         log.info("reminder_cancelled", reminder_id=reminder.id, why=why, by=by)
 
@@ -255,21 +255,15 @@ class Aftercare:
         missed: dict[str, list[Reminder]] = {}
         for reminder in self.store.reminders.due(now):
             delivered = rem.deliver(reminder, now, self.timing)
-            self.store.reminders.save(delivered)
-            self.touched.add(reminder.profile)
             if delivered.status is ReminderStatus.MISSED:
+                self.store.reminders.save(delivered)
+                self.touched.add(reminder.profile)
                 missed.setdefault(reminder.profile, []).append(delivered)
                 log.warning(
                     "reminder_missed", reminder_id=reminder.id, due_at=reminder.due_at.isoformat()
                 )
                 continue
-            self.dispatch.send(delivered, delivered.channels, now, round_key=str(delivered.rounds))
-            log.info(
-                "reminder_delivered",
-                reminder_id=reminder.id,
-                kind=reminder.kind,
-                status=delivered.status.value,
-            )
+            self._send(delivered, now)
         for reminder in self.store.reminders.escalations_due(now):
             escalated, channels = rem.escalate(reminder, now)
             self.store.reminders.save(escalated)
@@ -293,6 +287,18 @@ class Aftercare:
             return
         for reminder in self.store.reminders.expired_between(since, now):
             self.touched.add(reminder.profile)
+
+    def _send(self, delivered: Reminder, now: datetime) -> None:
+        """Save a reminder just delivered (sent or late) and queue it on its channels."""
+        self.store.reminders.save(delivered)
+        self.touched.add(delivered.profile)
+        self.dispatch.send(delivered, delivered.channels, now, round_key=str(delivered.rounds))
+        log.info(
+            "reminder_delivered",
+            reminder_id=delivered.id,
+            kind=delivered.kind,
+            status=delivered.status.value,
+        )
 
     def _summarise_missed(self, profile: str, gone: list[Reminder], now: datetime) -> None:
         summary = planning.missed_summary(
@@ -337,8 +343,17 @@ class Aftercare:
         """Store a planned reminder, or move an existing one; whether anything changed."""
         current = self.store.reminders.get(planned.id)
         if current is None:
-            self.store.reminders.save(rem.from_plan(planned, now))
+            fresh = rem.from_plan(planned, now)
             log.debug("reminder_planned", reminder_id=planned.id, due_at=planned.due_at.isoformat())
+            delivered = rem.deliver(fresh, now, self.timing) if fresh.due_at <= now else fresh
+            if delivered.status in rem.DELIVERED:
+                # Due at once (a soothe at the session's end): delivered as wake() would in
+                # this turn, with one write instead of a pending row that wake() reads back
+                # and rewrites before the prompt can go out. A missed one waits for wake(),
+                # which summarises it.
+                self._send(delivered, now)
+            else:
+                self.store.reminders.save(fresh)
             return True
         if rem.back_in_plan(current):
             self.store.reminders.save(rem.restored(current, planned, now))
