@@ -8,11 +8,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 
-log = structlog.get_logger(__name__)
+from needlecare.logs import get_logger
+
+log = get_logger(__name__)
 
 _WAKE_JOB = "wake"
 

@@ -54,6 +54,7 @@ class TurnLogger:
     a container runtime). A turn that records an event, plans and delivers a
     prompt logs several lines before its prompt can go out; holding them and
     writing them together after the turn keeps that work off the prompt's path.
+    The lines of :func:`get_logger`'s loggers are not even rendered until then.
     Lines of other threads, and of an idle core thread, are never held.
     """
 
@@ -80,21 +81,42 @@ class TurnLogger:
 
 _turn = threading.local()
 _sink: TurnLogger | None = None
+_level = logging.INFO  # the configured level: a held line below it is not kept
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS |= {"error": logging.ERROR, "exception": logging.ERROR}
 
 
 @contextmanager
 def held_lines() -> Iterator[None]:
-    """Hold this thread's log lines until the block ends, then write them in one go."""
+    """Hold this thread's log lines until the block ends, then write them in one go.
+
+    Lines of :func:`get_logger`'s loggers are kept as logged (with their time) and
+    rendered only then: structlog's processors cost more than the write.
+    """
     if getattr(_turn, "lines", None) is not None or _sink is None:
         yield
         return
-    _turn.lines = []
+    _turn.lines, _turn.raw = [], []
     try:
         yield
     finally:
-        lines, _turn.lines = _turn.lines, None
-        if lines:
-            _sink.write(lines)
+        raw, _turn.raw = _turn.raw, None
+        try:
+            for logger, method, event, kw in raw:
+                logger.emit(method, event, kw)
+        finally:
+            lines, _turn.lines = _turn.lines, None
+            if lines:
+                _sink.write(lines)
+
+
+def _stamped(method: str, kw: dict[str, Any]) -> dict[str, Any]:
+    """A line's fields as logged now, to be rendered later: its time and its exception."""
+    if kw.get("exc_info", method == "exception") is True:
+        kw["exc_info"] = sys.exc_info()  # gone by the time the line is written
+    # As structlog's TimeStamper(fmt="iso", utc=True) would have put it.
+    kw[HELD_AT] = SystemClock().now().isoformat().replace("+00:00", "Z")
+    return kw
 
 
 class _Early:
@@ -112,11 +134,7 @@ class _Early:
         with self.lock:
             if self.lines is None:
                 return False
-            if kw.get("exc_info", method == "exception") is True:
-                kw["exc_info"] = sys.exc_info()  # gone by the time the line is written
-            # As structlog's TimeStamper(fmt="iso", utc=True) would have put it.
-            kw[HELD_AT] = SystemClock().now().isoformat().replace("+00:00", "Z")
-            self.lines.append((name, method, event, kw))
+            self.lines.append((name, method, event, _stamped(method, kw)))
             return True
 
     def write(self) -> None:
@@ -143,7 +161,8 @@ def _structlog_logger(name: str) -> Any:
 
 
 class Logger:
-    """``structlog.get_logger(name)``; its lines held by :func:`early_lines`.
+    """``structlog.get_logger(name)``; its lines held by :func:`early_lines`, and
+    kept unrendered during a turn (:func:`held_lines`).
 
     Made while the daemon's start loads (:mod:`needlecare.app.run`), it imports
     structlog at its first line written; anywhere else at once, as before, so that
@@ -157,6 +176,15 @@ class Logger:
     def _log(self, method: str, event: str, kw: dict[str, Any]) -> None:
         if _early.lines is not None and _early.hold(self._name, method, event, kw):
             return
+        raw: list[tuple[Logger, str, str, dict[str, Any]]] | None = getattr(_turn, "raw", None)
+        if raw is not None:
+            if _LEVELS[method] >= _level:
+                raw.append((self, method, event, _stamped(method, kw)))
+            return
+        self.emit(method, event, kw)
+
+    def emit(self, method: str, event: str, kw: dict[str, Any]) -> None:
+        """Through structlog now: filtered, rendered and written (or held as a line)."""
         if self._logger is None:
             self._logger = _structlog_logger(self._name)
         getattr(self._logger, method)(event, **kw)
@@ -178,7 +206,7 @@ class Logger:
 
 
 def get_logger(name: str) -> Logger:
-    """A module's logger, for modules on the way to ``online``."""
+    """A module's logger: for modules on the way to ``online``, and the core's."""
     return Logger(name)
 
 
@@ -224,8 +252,9 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     numeric = logging.getLevelNamesMapping()[level]
-    global _sink  # noqa: PLW0603 - one sink per process, like structlog's own configuration
+    global _sink, _level  # noqa: PLW0603 - one sink per process, like structlog's configuration
     sink = _sink = TurnLogger(sys.stderr)
+    _level = numeric
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

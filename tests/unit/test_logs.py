@@ -71,6 +71,42 @@ class TestLogs:
         assert ["session_recorded", "reminder_delivered"] == [e["event"] for e in lines(out)]
         assert 1 == out.writes
 
+    def test_a_turns_lines_are_rendered_after_it_in_order_with_their_own_time(
+        self, out: CountingFile
+    ) -> None:
+        """get_logger()'s lines are kept as logged, and go through structlog when it ends."""
+        rendered: list[str] = []
+
+        def spy(logger: Any, method: str, event: Any) -> Any:
+            rendered.append(event["event"])
+            return event
+
+        structlog.configure(processors=[spy, *structlog.get_config()["processors"]])
+        log = logs.get_logger("needlecare.app.core")
+        with logs.held_lines():
+            before = SystemClock().now()
+            log.info("session_recorded", session_id="s1")
+            log.debug("dropped_below_the_level")
+            try:
+                raise RuntimeError("refused: s3cret-pass")
+            except RuntimeError:
+                log.exception("message_failed")
+            logged_by = SystemClock().now()
+            time.sleep(0.02)
+            assert [] == rendered
+        assert ["session_recorded", "message_failed"] == rendered
+        recorded, failed = lines(out)
+        assert ("s1", "info", "error") == (
+            recorded["session_id"],
+            recorded["level"],
+            failed["level"],
+        )
+        stamps = [datetime.fromisoformat(line["timestamp"]) for line in (recorded, failed)]
+        assert before <= stamps[0] <= stamps[1] <= logged_by
+        assert f"RuntimeError: refused: {logs.REDACTED}" in failed["exception"]
+        assert "s3cret-pass" not in out.getvalue()
+        assert 1 == out.writes
+
     def test_other_threads_are_not_held(self, out: CountingFile) -> None:
         log = structlog.get_logger()
         with logs.held_lines():

@@ -2,13 +2,12 @@
 
 from collections.abc import Callable
 
-import structlog
-
 from needlecare.config import HomeAssistantConfig
+from needlecare.logs import get_logger
 from needlecare_integrations.homeassistant.subscription import Subscription
 from needlecare_integrations.homeassistant.worker import websocket_url
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ACTION_EVENT = "mobile_app_notification_action"
 

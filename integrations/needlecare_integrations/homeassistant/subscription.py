@@ -9,12 +9,11 @@ import random
 import threading
 from typing import Any
 
-import structlog
-
 from needlecare.config import HomeAssistantConfig
+from needlecare.logs import get_logger
 from needlecare_integrations.backoff import backoff_delay
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class Subscription:

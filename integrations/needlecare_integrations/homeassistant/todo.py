@@ -11,14 +11,13 @@ report as an event with a fixed id, so a repeat acknowledges nothing twice.
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from needlecare.app.todo import reminder_from_description
 from needlecare.config import HomeAssistantConfig
+from needlecare.logs import get_logger
 from needlecare_integrations.homeassistant.subscription import Subscription
 from needlecare_integrations.homeassistant.worker import todo_items, websocket_url
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class TodoListener(Subscription):

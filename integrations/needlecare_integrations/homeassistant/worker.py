@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import structlog
-
 from needlecare.app.ha_calls import HaCall
 from needlecare.config import HomeAssistantConfig
+from needlecare.logs import get_logger
 from needlecare_integrations.backoff import backoff_delay
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # A refused call is tried this often (with backoff, ~15 s in all) before it is dropped.
 REJECTED_TRIES = 5

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
-import structlog
-
 from needlecare.app import discovery
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.exit_codes import ExitCode
@@ -39,11 +37,11 @@ from needlecare.app.retention import Retention
 from needlecare.clock import Clock
 from needlecare.domain.records import EventRecord
 from needlecare.domain.topics import Topics
-from needlecare.logs import held_lines
+from needlecare.logs import get_logger, held_lines
 from needlecare_integrations.homeassistant import HaResult
 from needlecare_integrations.mqtt import MqttFatalError
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # A turn takes at most this many inbox items. Only a backlog fills it (a drain after a
 # restart, a burst): then fewer, larger commits write each touched page fewer times.

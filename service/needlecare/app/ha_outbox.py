@@ -9,13 +9,12 @@ the daemon is restarted with a working one: no hot retry loop.
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import structlog
-
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.ha_calls import HA_CHANNELS, HaCall, ha_call
 from needlecare.app.ports import StoreUnavailableError
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _SCAN = 20  # items looked at per step: enough to skip quiet-hours holds, cheap to load
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import structlog
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from needlecare.app.aftercare import Aftercare
@@ -48,8 +47,9 @@ from needlecare.domain.records import (
 )
 from needlecare.domain.sessions import Session, SessionStatus
 from needlecare.domain.topics import InboundTopic, Source, TopicError, Topics
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class RejectedError(Exception):

@@ -3,14 +3,13 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-import structlog
-
 from needlecare.app.aftercare import Aftercare
 from needlecare.app.dispatch import MQTT_CHANNELS
 from needlecare.app.ports import AftercareStore, MessageBus, PublishRefusedError
 from needlecare.domain.outbox import OutboxItem
+from needlecare.logs import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 class MqttOutbox:

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import structlog
-
 from needlecare.config.models import RetentionConfig
+from needlecare.logs import get_logger
 from needlecare_integrations.store.retention import PurgeLimits, PurgeResult
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 STEP_PAUSE = timedelta(seconds=1)
 # Free pages (of 4 KiB) tolerated before they are given back: a file that shrinks

@@ -15,12 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
-import structlog
-
 from needlecare.cli import output
+from needlecare.logs import get_logger
 from needlecare.web.reads import Reads
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 POLL_S = 0.5
 PING_S = 15.0

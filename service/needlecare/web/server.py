@@ -12,20 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 
-import structlog
 import uvicorn
 
 from needlecare.app.core import WebCommand
 from needlecare.clock import Clock
 from needlecare.config import NeedlecareConfig
 from needlecare.domain.topics import Topics
+from needlecare.logs import get_logger
 from needlecare.web.app import create_app
 from needlecare.web.commands import CommandSender
 from needlecare.web.context import WebContext
 from needlecare.web.events import ChangeFeed
 from needlecare.web.reads import Reads
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 START_WITHIN_S = 10.0
 STOP_WITHIN_S = 5.0
