@@ -4,6 +4,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from needlecare.domain.outbox import OutboxItem, OutboxStatus
@@ -20,6 +21,13 @@ _REMINDER_FIELDS = (
     "delivered_at", "acked_at", "escalation_level", "next_check_at", "rounds",
 )  # fmt: skip
 _REMINDER_COLUMNS = ", ".join(_REMINDER_FIELDS)
+# One statement for every save: built once, so each save only binds its values.
+_SAVE_REMINDER = (
+    f"INSERT INTO reminders ({_REMINDER_COLUMNS})"  # noqa: S608 - fixed names
+    f" VALUES ({', '.join(f':{name}' for name in _REMINDER_FIELDS)})"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _REMINDER_FIELDS if name != "id")
+)
 _OUTBOX_FIELDS = (
     "id", "key", "channel", "target", "payload", "reminder_id", "profile", "not_before",
     "created_at", "status", "attempts", "last_error", "sent_at",
@@ -48,14 +56,9 @@ class ReminderTable:
             "title": reminder.title,
             "message": reminder.message,
             "severity": reminder.severity.value,
-            "channels": json.dumps([c.value for c in reminder.channels]),
+            "channels": _channels_text(reminder.channels),
             "needs_ack": int(reminder.needs_ack),
-            "escalation": json.dumps(
-                [
-                    {"after_s": e.after.total_seconds(), "channels": [c.value for c in e.channels]}
-                    for e in reminder.escalation
-                ]
-            ),
+            "escalation": _escalation_text(reminder.escalation),
             "status": reminder.status.value,
             "due_at": self._to_db(reminder.due_at),
             # The first due time: not repeated while it is the due time (schema 6).
@@ -68,14 +71,7 @@ class ReminderTable:
             "next_check_at": self._opt(reminder.next_check_at),
             "rounds": reminder.rounds,
         }
-        names = ", ".join(values)
-        marks = ", ".join(f":{name}" for name in values)
-        updates = ", ".join(f"{name} = excluded.{name}" for name in values if name != "id")
-        self._run(
-            f"INSERT INTO reminders ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
-            f" ON CONFLICT (id) DO UPDATE SET {updates}",
-            values,
-        )
+        self._run(_SAVE_REMINDER, values)
 
     def get(self, reminder_id: str) -> Reminder | None:
         rows = self._select("WHERE id = ?", (reminder_id,))
@@ -167,38 +163,69 @@ class ReminderTable:
         return [self._reminder(row) for row in rows]
 
     def _reminder(self, row: sqlite3.Row) -> Reminder:
-        def opt(name: str) -> datetime | None:
-            return None if row[name] is None else self._from_db(row[name])
-
-        due_at = self._from_db(row["due_at"])
+        # By position, in _REMINDER_FIELDS' order: a Row's lookup by name compares
+        # the name with each column's in turn.
+        (
+            reminder_id, session_id, profile, kind, title, message, severity, channels,
+            needs_ack, escalation, status, due_at, planned_at, created_at, expires_at,
+            delivered_at, acked_at, escalation_level, next_check_at, rounds,
+        ) = row  # fmt: skip
+        from_db = self._from_db
+        due = from_db(due_at)
         return Reminder(
-            id=row["id"],
-            session_id=row["session_id"],
-            profile=row["profile"],
-            kind=row["kind"],
-            title=row["title"],
-            message=row["message"],
-            severity=Severity(row["severity"]),
-            channels=tuple(Channel(c) for c in json.loads(row["channels"])),
-            needs_ack=bool(row["needs_ack"]),
-            escalation=tuple(
-                Escalation(
-                    after=timedelta(seconds=e["after_s"]),
-                    channels=tuple(Channel(c) for c in e["channels"]),
-                )
-                for e in json.loads(row["escalation"])
-            ),
-            status=ReminderStatus(row["status"]),
-            due_at=due_at,
-            planned_at=opt("planned_at") or due_at,
-            created_at=self._from_db(row["created_at"]),
-            expires_at=opt("expires_at"),
-            delivered_at=opt("delivered_at"),
-            acked_at=opt("acked_at"),
-            escalation_level=row["escalation_level"],
-            next_check_at=opt("next_check_at"),
-            rounds=row["rounds"],
+            id=reminder_id,
+            session_id=session_id,
+            profile=profile,
+            kind=kind,
+            title=title,
+            message=message,
+            severity=Severity(severity),
+            channels=_channels(channels),
+            needs_ack=bool(needs_ack),
+            escalation=_escalation(escalation),
+            status=ReminderStatus(status),
+            due_at=due,
+            planned_at=due if planned_at is None else from_db(planned_at),
+            created_at=from_db(created_at),
+            expires_at=None if expires_at is None else from_db(expires_at),
+            delivered_at=None if delivered_at is None else from_db(delivered_at),
+            acked_at=None if acked_at is None else from_db(acked_at),
+            escalation_level=escalation_level,
+            next_check_at=None if next_check_at is None else from_db(next_check_at),
+            rounds=rounds,
         )
+
+
+# A handful of protocol steps give every reminder's channels and ladder: their stored
+# text is decoded (and written) once each, not once per row.
+@lru_cache(maxsize=256)
+def _channels(text: str) -> tuple[Channel, ...]:
+    return tuple(Channel(c) for c in json.loads(text))
+
+
+@lru_cache(maxsize=256)
+def _channels_text(channels: tuple[Channel, ...]) -> str:
+    return json.dumps([c.value for c in channels])
+
+
+@lru_cache(maxsize=256)
+def _escalation(text: str) -> tuple[Escalation, ...]:
+    return tuple(
+        Escalation(
+            after=timedelta(seconds=e["after_s"]), channels=tuple(Channel(c) for c in e["channels"])
+        )
+        for e in json.loads(text)
+    )
+
+
+@lru_cache(maxsize=256)
+def _escalation_text(escalation: tuple[Escalation, ...]) -> str:
+    return json.dumps(
+        [
+            {"after_s": e.after.total_seconds(), "channels": [c.value for c in e.channels]}
+            for e in escalation
+        ]
+    )
 
 
 class OutboxTable:
