@@ -119,6 +119,26 @@ class TestAckAll:
         assert [f"m{n}".encode() for n in range(31, 60)] + [b"marker"] == again
 
 
+class TestWritten:
+    def test_a_prompt_published_in_the_block_is_written_when_it_ends(
+        self, mosquitto: MosquittoBroker
+    ) -> None:
+        """written(): on leaving the block our loop has run, and paho holds nothing unwritten
+        (the core thread goes on with its turn only once the prompt is on the wire)."""
+        client = _adapter(mosquitto, "written")
+        client.start()
+        try:
+            assert client.connected.wait(5)
+            unwritten = 0
+            for _ in range(50):
+                with client.written(within_s=1.0):
+                    client.publish("needlecare/mirror/hallway/notify", b"x" * 2000)
+                unwritten += client._client.want_write()
+        finally:
+            client.stop()
+        assert 0 == unwritten
+
+
 class TestHeldBytes:
     """Mosquitto 2.0.11 sends past our receive maximum once acks flow; we stop reading."""
 

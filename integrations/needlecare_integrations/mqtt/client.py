@@ -12,7 +12,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -120,6 +121,7 @@ class MqttClient:
         self._held = 0
         self._max_held = max_held_bytes
         self._stir = threading.Event()  # an ack or a write for a paused reader (_pause_reading)
+        self._looped = threading.Event()  # set after each round of paho's loop (written())
         self._attempt = 0
         self._takeovers = 0
         self._taken_over: str | None = None  # why the last connection counts as taken over
@@ -237,6 +239,7 @@ class MqttClient:
                 continue
             if self._client.loop(timeout=1.0 if waiting else timeout) != paho.MQTT_ERR_SUCCESS:
                 return
+            self._looped.set()
 
     def _pause_reading(self) -> bool:
         """Write and ping, but read nothing, until acks bring what we hold under the bound.
@@ -253,6 +256,7 @@ class MqttClient:
             self._stir.clear()
             if self._client.want_write() and self._client.loop_write() != paho.MQTT_ERR_SUCCESS:
                 return False
+            self._looped.set()
             if self._client.loop_misc() != paho.MQTT_ERR_SUCCESS:
                 return False
         return True
@@ -458,6 +462,21 @@ class MqttClient:
                 current = [t for t in current if t.qos == 2]
             for token in current:
                 self._client.ack(token.mid, token.qos)
+
+    @contextmanager
+    def written(self, within_s: float) -> Iterator[None]:
+        """Publish in the block, then wait (at most ``within_s``) until our loop has run.
+
+        paho writes on our thread, which needs the GIL to. A thread that only queues
+        a prompt and goes on with its work (acks, retained state) kept it waiting for
+        that work; waiting here gives it the GIL, and the prompt goes out first. A
+        round of the loop that ends after the block started writes what was queued
+        in it; one that began before may end first (the wait is shorter then, never
+        longer than ``within_s``).
+        """
+        self._looped.clear()
+        yield
+        self._looped.wait(within_s)
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         """Queue a publish and return its message id; ``on_published`` gets it on PUBACK.
