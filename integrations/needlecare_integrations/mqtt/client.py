@@ -465,18 +465,22 @@ class MqttClient:
 
     @contextmanager
     def written(self, within_s: float) -> Iterator[None]:
-        """Publish in the block, then wait (at most ``within_s``) until our loop has run.
+        """Publish in the block; leaving it waits (at most ``within_s``) until paho has
+        nothing left to write.
 
         paho writes on our thread, which needs the GIL to. A thread that only queues
         a prompt and goes on with its work (acks, retained state) kept it waiting for
-        that work; waiting here gives it the GIL, and the prompt goes out first. A
-        round of the loop that ends after the block started writes what was queued
-        in it; one that began before may end first (the wait is shorter then, never
-        longer than ``within_s``).
+        that work; waiting here gives it the GIL, and the prompt goes out first.
         """
-        self._looped.clear()
         yield
-        self._looped.wait(within_s)
+        deadline = time.monotonic() + within_s
+        while self._client.want_write():
+            self._looped.clear()
+            if not self._client.want_write():  # written between the check and the clear
+                return
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._looped.wait(left):
+                return
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         """Queue a publish and return its message id; ``on_published`` gets it on PUBACK.
