@@ -74,3 +74,34 @@ class TestCheckpointer:
                 assert 350 == conn.execute("SELECT count(*) FROM events").fetchone()[0]
         finally:
             checkpointer.stop()
+
+    def test_the_frames_waiting_are_read_from_the_log_index(self, store: SqliteStore) -> None:
+        """What poke() counts is what SQLite reports: the log's frames not yet copied back."""
+        write(store, 0, 150)
+        checkpointer = Checkpointer(store.path)
+        try:
+            waiting = checkpointer._frames_waiting()
+            assert waiting is not None
+            assert waiting > 150
+            assert waiting == frames_in_log(store.path)  # which copies them back
+            assert 0 == checkpointer._frames_waiting()
+        finally:
+            checkpointer.stop()
+
+    def test_a_poke_wakes_it_only_once_the_log_holds_min_frames(self, store: SqliteStore) -> None:
+        """Small commits leave it asleep (a heartbeat's page is copied once, later); a long
+        log is copied back before SQLite's own bound makes a commit do it."""
+        checkpointer = Checkpointer(store.path, pause_s=0.0, min_frames=200)
+        checkpointer.start()
+        try:
+            write(store, 0, 100)
+            checkpointer.poke()
+            assert not checkpointer._wanted.is_set()
+            write(store, 100, 150)
+            checkpointer.poke()
+            wait_until(lambda: checkpointer.completed >= 1, what="a checkpoint")
+            write(store, 250, 50)
+            assert frames_in_log(store.path) < 100
+            assert 1 == checkpointer.completed
+        finally:
+            checkpointer.stop()

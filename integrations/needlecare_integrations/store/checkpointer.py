@@ -1,22 +1,27 @@
 """Copies the write-ahead log back into the database on a thread of its own.
 
-SQLite checkpoints inside whichever commit takes the log past 1,000 pages, so
-that turn copied and fsynced the database file before its prompt could go out:
-the latency tail. This thread checkpoints first, with a second connection,
+SQLite checkpoints inside whichever commit takes the log past its bound (500 pages,
+store/sqlite.py), so that turn copied and fsynced the database file before its
+prompt could go out: the latency tail. This thread checkpoints first, with a second connection,
 between commits, so the log rarely gets that long; the writer's own automatic
 checkpoint stays as the bound on the log's size (a steady stream of commits
 can keep a concurrent checkpoint from ever catching up). A PASSIVE checkpoint
 never blocks the writer, and sqlite3 releases the GIL while it runs.
 
-It wakes only when poked after commits that changed at least ``min_rows`` rows
-between them, and at most once per ``pause_s`` while commits keep coming: an idle
-daemon never wakes it. Small commits (a heartbeat, a confirmation) do not wake it:
-checkpointing after each of them copied its page into the database file and fsynced
-it, doubling what a heartbeat wrote; their few distinct pages are copied once by
-SQLite's own checkpoint at 1,000 pages of log, which then costs next to nothing.
+It wakes only when poked after a commit that left at least ``min_frames`` pages in
+the log not yet copied back, and at most once per ``pause_s`` while commits keep
+coming: an idle daemon never wakes it. The count is read from the log's index (the
+``-shm`` file's header, https://www.sqlite.org/walformat.html), not guessed from the
+rows written: a session's end changes 8 rows and writes 17 pages, so a threshold of
+200 rows let the log reach SQLite's own bound (500 pages) first, and 1 prompt in 25
+waited 1-2 ms for that checkpoint inside its commit. Small commits (a heartbeat, a
+confirmation) do not wake it before then: checkpointing after each of them copied
+its page into the database file and fsynced it, doubling what a heartbeat wrote.
 """
 
+import os
 import sqlite3
+import struct
 import threading
 from pathlib import Path
 
@@ -24,15 +29,19 @@ from needlecare.logs import get_logger
 
 log = get_logger(__name__)
 
+# The wal-index header (https://www.sqlite.org/walformat.html): mxFrame in the first
+# copy of WalIndexHdr, nBackfill in the checkpoint information after both copies.
+_MX_FRAME, _BACKFILL, _HEADER_BYTES = 16, 96, 100
+
 
 class Checkpointer:
     """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` after commits, off the core thread."""
 
-    def __init__(self, path: Path, *, pause_s: float = 0.2, min_rows: int = 200) -> None:
+    def __init__(self, path: Path, *, pause_s: float = 0.2, min_frames: int = 400) -> None:
         self._path = path
         self._pause_s = pause_s
-        self._min_rows = min_rows
-        self._rows = 0  # changed since the last checkpoint; only the core thread adds
+        self._min_frames = min_frames
+        self._index: int | None = None  # the -shm file, opened at the first poke
         self._wanted = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -47,13 +56,31 @@ class Checkpointer:
         self._wanted.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._index is not None:
+            os.close(self._index)
+            self._index = None
 
-    def poke(self, rows: int | None = None) -> None:
-        """``rows`` were committed (None: any number): checkpoint soon once enough piled up."""
-        self._rows += self._min_rows if rows is None else rows
-        if self._rows >= self._min_rows:
-            self._rows = 0
+    def poke(self) -> None:
+        """A commit: checkpoint soon if the log holds ``min_frames`` pages not copied back."""
+        waiting = self._frames_waiting()
+        if waiting is None or waiting >= self._min_frames:
             self._wanted.set()
+
+    def _frames_waiting(self) -> int | None:
+        """Frames in the log not yet copied back, from its index; None if unreadable."""
+        try:
+            if self._index is None:
+                self._index = os.open(f"{self._path}-shm", os.O_RDONLY)
+            header = os.pread(self._index, _HEADER_BYTES, 0)
+        except OSError:
+            return None
+        if len(header) < _HEADER_BYTES:
+            return None
+        # Native byte order: mxFrame (the last valid frame) and nBackfill (the frames
+        # a checkpoint copied). A torn read only moves one checkpoint a little.
+        last = int(struct.unpack_from("=I", header, _MX_FRAME)[0])
+        copied = int(struct.unpack_from("=I", header, _BACKFILL)[0])
+        return last - copied if last >= copied else last
 
     def _run(self) -> None:
         try:

@@ -253,7 +253,7 @@ class CoreLoop:
         self.mqtt.ack_all([delivery.token for delivery in batch])
         self._purge(now)
         if self.checkpointer is not None and self.store.changes != self.changes_seen:
-            self.checkpointer.poke(self.store.changes - self.changes_seen)
+            self.checkpointer.poke()
             self.changes_seen = self.store.changes
         if self.midnight is None or now >= self.midnight:
             # A new local day changes every profile's recovery day: refresh them all.

@@ -211,6 +211,6 @@ class WakeUp(Protocol):
 
 
 class CheckpointPoke(Protocol):
-    """Told after a commit how many rows it wrote, so the WAL is copied back off the hot path."""
+    """Told after a commit, so the WAL is copied back off the hot path once it is long."""
 
-    def poke(self, rows: int | None = None) -> None: ...
+    def poke(self) -> None: ...
